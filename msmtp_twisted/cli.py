@@ -1,0 +1,300 @@
+"""The ``msmtp`` command line: options (section 3.2), then mode dispatch.
+
+Parsing is pure (:func:`parse_command_line`); :func:`main` wires it to the
+configuration files, stdin, stdout and the exit status.  Nothing here imports
+Twisted: ``--pretend``, ``--version`` and every usage error stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from msmtp_twisted import sysexits
+from msmtp_twisted.config.account import Account
+from msmtp_twisted.config.commands import COMMANDS, Command, InvalidArgument
+from msmtp_twisted.getopt import GetoptError, LongOption, getopt_long
+
+__all__ = ["CommandLine", "UsageError", "console_main", "main", "parse_command_line"]
+
+SHORTOPTS = "Pd::SC:a:f:N:R:X:tA:B:b:F:Gh:iL:mnO:o:v"
+
+# Long options that are not account settings: (name, has_arg, key).
+_MODE_OPTIONS: dict[str, tuple[str, str]] = {
+    "version": ("none", "version"),
+    "help": ("none", "help"),
+    "configure": ("required", "configure"),
+    "pretend": ("none", "P"),
+    "debug": ("optional", "d"),
+    "serverinfo": ("none", "S"),
+    "rmqs": ("required", "rmqs"),
+    "file": ("required", "C"),
+    "account": ("required", "a"),
+    "read-recipients": ("none", "t"),
+    "read-envelope-from": ("none", "read-envelope-from"),
+}
+
+# msmtp's getopt table order; it decides the order of "possibilities" in the
+# ambiguity message.  Options newer than 1.8.23 follow their upstream place.
+_LONG_ORDER = (
+    "version help configure pretend debug serverinfo rmqs file account host port timeout "
+    "connect-timeout auto-from from maildomain auth user passwordeval tls tls-starttls "
+    "tls-trust-file tls-crl-file tls-fingerprint tls-key-file tls-cert-file tls-certcheck "
+    "tls-force-sslv3 tls-min-dh-prime-bits tls-priorities tls-host-override dsn-notify "
+    "dsn-return protocol domain logfile logfile-time-format syslog aliases proxy-host "
+    "proxy-port add-missing-from-header add-missing-date-header set-from-header "
+    "set-date-header set-msgid-header set-to-header remove-bcc-headers "
+    "undisclosed-recipients source-ip socket keepbcc read-recipients read-envelope-from"
+).split()
+
+
+def _build_options() -> tuple[list[LongOption], dict[str, Command]]:
+    by_key: dict[str, Command] = {}
+    options: dict[str, LongOption] = {}
+    for name, (has_arg, key) in _MODE_OPTIONS.items():
+        options[name] = LongOption(name, has_arg, key)
+    for command in COMMANDS:
+        key = command.short or f"cmd:{command.name}"
+        for name in command.cli:
+            options[name] = LongOption(name, command.cli_arg, key)
+        if command.cli or command.short:
+            by_key[key] = command
+    order = {name: i for i, name in enumerate(_LONG_ORDER)}
+    ordered = sorted(options.values(), key=lambda o: order.get(o.name, len(order)))
+    return ordered, by_key
+
+
+LONG_OPTIONS, _COMMAND_BY_KEY = _build_options()
+
+#: Short options accepted and ignored for sendmail compatibility.
+_IGNORED_SHORT = set("ABGhiLmnOo")
+
+
+class UsageError(Exception):
+    """A command-line error: msmtp prints the message and exits with EX_USAGE."""
+
+    def __init__(self, message: str, *, from_getopt: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.from_getopt = from_getopt
+
+
+@dataclass
+class CommandLine:
+    """Everything the command line asked for."""
+
+    print_version: bool = False
+    print_help: bool = False
+    print_conf: bool = False
+    debug: bool = False
+    pretend: bool = False
+    read_recipients: bool = False
+    read_envelope_from: bool = False
+    sendmail: bool = True
+    configure: str | None = None
+    serverinfo: bool = False
+    rmqs: str | None = None
+    account: Account = field(default_factory=Account)
+    account_id: str | None = None
+    user_conffile: str | None = None
+    recipients_args: list[str] = field(default_factory=list)
+
+    @property
+    def host_given(self) -> bool:
+        return self.account.host is not None
+
+
+def parse_command_line(args: Sequence[str], *, posixly_correct: bool = False) -> CommandLine:
+    """Parse ``argv[1:]``; raise :class:`UsageError` exactly where msmtp stops."""
+    conf = CommandLine()
+    acc = conf.account
+    try:
+        for key, value in getopt_long(
+            args, SHORTOPTS, LONG_OPTIONS, posixly_correct=posixly_correct
+        ):
+            if key is None:
+                assert isinstance(value, list)
+                conf.recipients_args = value
+                break
+            assert value is None or isinstance(value, str)
+            _apply_option(conf, acc, key, value)
+    except GetoptError as e:
+        raise UsageError(e.message, from_getopt=True) from None
+    return conf
+
+
+def _apply_option(conf: CommandLine, acc: Account, key: str, value: str | None) -> None:
+    if key == "version":
+        conf.print_version, conf.sendmail, conf.serverinfo = True, False, False
+    elif key == "help":
+        conf.print_help, conf.sendmail, conf.serverinfo = True, False, False
+    elif key == "configure":
+        conf.configure, conf.sendmail, conf.serverinfo = value, False, False
+    elif key == "P":
+        conf.print_conf = conf.pretend = True
+    elif key in ("d", "v"):
+        conf.print_conf = conf.debug = True
+        if value == "0.1":  # sendmail's documented "print version" debug level
+            conf.print_version = True
+    elif key == "S":
+        if conf.rmqs is not None:
+            raise UsageError("cannot use both --serverinfo and --rmqs")
+        conf.serverinfo, conf.sendmail = True, False
+    elif key == "rmqs":
+        if conf.serverinfo:
+            raise UsageError("cannot use both --serverinfo and --rmqs")
+        conf.rmqs, conf.sendmail, conf.serverinfo = value or "", False, False
+    elif key == "C":
+        conf.user_conffile = value
+    elif key == "a":
+        if acc.host is not None:
+            raise UsageError("cannot use both --host and --account")
+        conf.account_id = value
+    elif key == "cmd:host":
+        if conf.account_id is not None:
+            raise UsageError("cannot use both --host and --account")
+        acc.set("host", value)
+    elif key == "f":
+        if conf.read_envelope_from:
+            raise UsageError("cannot use both --from and --read-envelope-from")
+        # "<>" means the empty (null) sender (Debian bug 612679)
+        acc.set("from_addr", "" if value == "<>" else value)
+    elif key == "read-envelope-from":
+        if acc.from_addr is not None:
+            raise UsageError("cannot use both --from and --read-envelope-from")
+        conf.read_envelope_from = True
+        acc.mask.add("from_addr")
+    elif key == "t":
+        conf.read_recipients = True
+    elif key == "b":
+        if value != "m":
+            raise UsageError(f"unsupported operation mode b{value}")
+    elif key == "F":
+        acc.set("from_full_name", value)
+    elif key in _IGNORED_SHORT:
+        pass
+    else:
+        command = _COMMAND_BY_KEY[key]
+        _apply_setting(acc, command, value)
+
+
+def _apply_setting(acc: Account, command: Command, value: str | None) -> None:
+    kind = command.option_kind
+    if value is None:  # optional argument left out: the "on" (or "auto") form
+        text = kind.values[0] if kind.values and kind.values[0] == "auto" else "on"
+    else:
+        text = value
+        if command.cli_arg == "optional" and text == "" and command.field not in (
+            "auth_mech",
+            None,
+        ):
+            raise UsageError(f"invalid argument {text} for --{command.cli[0]}")
+    try:
+        parsed = kind.parse(text)
+    except InvalidArgument:
+        raise UsageError(f"invalid argument {text} for --{command.cli[0]}") from None
+    if command.field is not None:
+        acc.set(command.field, parsed)
+
+
+# --------------------------------------------------------------------------
+# running
+
+
+class Output:
+    """stdout/stderr writers that pass undecodable bytes through unchanged."""
+
+    def __init__(self, prog: str, stdout: BinaryIO, stderr: BinaryIO) -> None:
+        self.prog = prog
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def out(self, text: str) -> None:
+        self.stdout.write((text + "\n").encode("utf-8", "surrogateescape"))
+
+    def err(self, text: str) -> None:
+        self.stdout.flush()
+        self.stderr.write(f"{self.prog}: {text}\n".encode("utf-8", "surrogateescape"))
+        self.stderr.flush()
+
+
+def sanitize(text: str) -> str:
+    """Control characters become ``?``, as msmtp's ``sanitize_string`` does."""
+    return "".join("?" if (ord(c) < 32 or ord(c) == 127) else c for c in text)
+
+
+def main(
+    argv: Sequence[str],
+    *,
+    stdin: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
+    stderr: BinaryIO | None = None,
+    env: dict[str, str] | None = None,
+) -> int:
+    """Run msmtp with ``argv``; return the exit status (sysexits)."""
+    argv0 = argv[0] if argv else "msmtp"
+    prog = os.path.basename(argv0) or "msmtp"
+    out = Output(prog, stdout or sys.stdout.buffer, stderr or sys.stderr.buffer)
+    environ = dict(os.environ) if env is None else env
+    try:
+        return _run(argv, argv0, out, stdin or sys.stdin.buffer, environ)
+    finally:
+        try:
+            out.stdout.flush()
+        except OSError:
+            pass
+
+
+def _run(argv: Sequence[str], argv0: str, out: Output, stdin: BinaryIO, env: dict) -> int:
+    from msmtp_twisted.modes import info
+
+    try:
+        conf = parse_command_line(
+            list(argv[1:]), posixly_correct="POSIXLY_CORRECT" in env
+        )
+    except UsageError as e:
+        if e.from_getopt:
+            # glibc prints argv[0] as given, not its base name
+            out.stdout.flush()
+            out.stderr.write(f"{argv0}: {e.message}\n".encode("utf-8", "surrogateescape"))
+        else:
+            out.err(e.message)
+        return sysexits.EX_USAGE
+
+    if conf.print_version:
+        info.print_version(out)
+    if conf.print_help:
+        info.print_help(out)
+    if conf.configure is not None:
+        from msmtp_twisted.modes.configure import run_configure
+
+        return run_configure(conf, out)
+    if conf.print_help or conf.print_version or (
+        not conf.sendmail and not conf.serverinfo and conf.rmqs is None and not conf.print_conf
+    ):
+        return sysexits.EX_OK
+
+    from msmtp_twisted.message.headers import addresses_from_arguments
+
+    recipients = addresses_from_arguments(conf.recipients_args)
+    if (conf.serverinfo or conf.rmqs is not None) and recipients:
+        out.err("too many arguments")
+        return sysexits.EX_USAGE
+
+    from msmtp_twisted.modes.prepare import prepare
+
+    return prepare(conf, recipients, out, stdin, env)
+
+
+def console_main() -> None:
+    """Entry point of the ``msmtp`` console script."""
+    try:
+        code = main(sys.argv)
+    except KeyboardInterrupt:
+        code = sysexits.EX_TEMPFAIL
+    except BrokenPipeError:
+        code = sysexits.EX_IOERR
+    sys.exit(code)

@@ -1,0 +1,1 @@
+"""msmtprc: the command table, the parser, the files, and account choice."""

@@ -1,0 +1,201 @@
+"""Where configuration files live, reading them, and merging system and user accounts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+
+from msmtp_twisted import sysexits
+from msmtp_twisted.config.account import Account
+from msmtp_twisted.config.commands import expand_tilde
+from msmtp_twisted.config.parser import ConfigError, EvalError, ParsedFile, parse_config
+
+__all__ = [
+    "LoadedConfig",
+    "SYSCONFDIR_ENV",
+    "load_accounts",
+    "read_config_file",
+    "run_eval",
+    "sysconfdir",
+    "system_config_path",
+    "user_config_path",
+]
+
+#: Environment variable that overrides SYSCONFDIR (default ``/etc``), e.g. for tests
+#: or a system file kept elsewhere.
+SYSCONFDIR_ENV = "MSMTP_SYSCONFDIR"
+DEFAULT_SYSCONFDIR = "/etc"
+
+
+def sysconfdir() -> str:
+    return os.environ.get(SYSCONFDIR_ENV) or DEFAULT_SYSCONFDIR
+
+
+def _join(directory: str, name: str) -> str:
+    if not directory or not directory.endswith("/"):
+        return f"{directory}/{name}"
+    return directory + name
+
+
+def system_config_path() -> str:
+    return _join(sysconfdir(), "msmtprc")
+
+
+def home_dir() -> str:
+    home = os.environ.get("HOME")
+    if home is not None:
+        return home
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except (KeyError, ImportError):
+        return ""
+
+
+def user_config_path() -> str:
+    """``~/.msmtprc`` if it exists, else ``$XDG_CONFIG_HOME/msmtp/config`` if that exists.
+
+    When neither exists the ``~/.msmtprc`` name is returned, as msmtp does.
+    """
+    path = _join(home_dir(), ".msmtprc")
+    if os.path.exists(path):
+        return path
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    base = xdg if xdg is not None else expand_tilde("~/.config")
+    candidate = _join(_join(base, "msmtp"), "config")
+    if os.path.exists(candidate):
+        return candidate
+    return path
+
+
+def run_eval(command: str) -> str:
+    """Run ``command`` with /bin/sh (the user's own config asks for it) and return its
+    first output line without the line ending, as msmtp's ``eval`` does."""
+    try:
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", command], stdout=subprocess.PIPE, stdin=None
+        )
+    except OSError as e:
+        raise EvalError(f"cannot evaluate '{command}': {e.strerror}") from None
+    assert proc.stdout is not None
+    with proc:
+        first = proc.stdout.readline()
+        proc.stdout.close()
+    if not first:
+        raise EvalError(f"cannot read output of '{command}'")
+    text = first.decode("utf-8", "surrogateescape")
+    if text.endswith("\n"):
+        text = text[:-1]
+        if text.endswith("\r"):
+            text = text[:-1]
+    return text
+
+
+def _insecure_reason(path: str) -> str | None:
+    """msmtp's ``check_secure``: files holding passwords must be ours and mode 0600 or less.
+
+    msmtp 1.8.23 skips this for root; we do not, so a root-owned world-readable
+    file with a password is refused too.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ConfigError(e.strerror or str(e), sysexits.EX_IOERR) from None
+    if st.st_uid != os.geteuid():
+        return "contains secrets and therefore must be owned by you"
+    if st.st_mode & 0o177:
+        return (
+            "contains secrets and therefore must have no more than user "
+            "read/write permissions"
+        )
+    return None
+
+
+class CannotOpen(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def read_config_file(path: str, *, securitycheck: bool) -> ParsedFile:
+    """Read and parse one file.
+
+    Raises :class:`CannotOpen` when the file cannot be opened (callers decide
+    whether that matters) and :class:`ConfigError` (message without the file
+    name) for everything else.
+    """
+    try:
+        with open(path, "rb") as f:
+            try:
+                data = f.read()
+            except OSError:
+                raise ConfigError("input error", sysexits.EX_IOERR) from None
+    except IsADirectoryError:
+        # C's fopen() opens a directory and the first read fails.
+        raise ConfigError("input error", sysexits.EX_IOERR) from None
+    except OSError as e:
+        raise CannotOpen(e.strerror or str(e)) from None
+    parsed = parse_config(data, path, evaluate=run_eval)
+    if securitycheck and parsed.contains_secrets:
+        reason = _insecure_reason(path)
+        if reason:
+            raise ConfigError(reason)
+    return parsed
+
+
+@dataclass
+class LoadedConfig:
+    accounts: list[Account] = field(default_factory=list)
+    system_file: str | None = None
+    user_file: str | None = None
+    #: Lines ``--pretend``/``--debug`` print about which files were read.
+    info: list[str] = field(default_factory=list)
+
+    def find(self, name: str) -> Account | None:
+        for acc in self.accounts:
+            if acc.id == name:
+                return acc
+        return None
+
+
+def load_accounts(user_file: str | None) -> LoadedConfig:
+    """Read the system file and the user file (``-C`` given or default) and merge them.
+
+    User accounts come first and replace system accounts of the same name, so
+    that ``--from`` picks the first matching account as msmtp does.  Raises
+    :class:`ConfigError` with the file name in the message.
+    """
+    loaded = LoadedConfig()
+    system_path = system_config_path()
+    system_accounts: list[Account] = []
+    try:
+        parsed = read_config_file(system_path, securitycheck=False)
+    except CannotOpen as e:
+        loaded.info.append(f"ignoring system configuration file {system_path}: {e.reason}")
+    except ConfigError as e:
+        raise ConfigError(f"{system_path}: {e.message}", e.exitcode) from None
+    else:
+        loaded.info.append(f"loaded system configuration file {system_path}")
+        loaded.system_file = system_path
+        system_accounts = parsed.accounts
+
+    user_path = user_file if user_file is not None else user_config_path()
+    user_accounts: list[Account] = []
+    try:
+        parsed = read_config_file(user_path, securitycheck=True)
+    except CannotOpen as e:
+        if user_file is not None:
+            raise ConfigError(f"{user_path}: {e.reason}", sysexits.EX_IOERR) from None
+        loaded.info.append(f"ignoring user configuration file {user_path}: {e.reason}")
+    except ConfigError as e:
+        raise ConfigError(f"{user_path}: {e.message}", e.exitcode) from None
+    else:
+        loaded.info.append(f"loaded user configuration file {user_path}")
+        loaded.user_file = user_path
+        user_accounts = parsed.accounts
+
+    user_names = {a.id for a in user_accounts}
+    loaded.accounts = user_accounts + [a for a in system_accounts if a.id not in user_names]
+    return loaded

@@ -1,0 +1,1 @@
+"""Mail content: header scanning, aliases and (later) header rewriting."""

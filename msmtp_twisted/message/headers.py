@@ -1,0 +1,402 @@
+"""Streaming scanner for the header block of a mail.
+
+It finds what msmtp needs from the headers without holding them: the
+recipients in To/Cc/Bcc (or in the first block of Resent-To/-Cc/-Bcc), the
+address in the first From (or an earlier Resent-From), and whether Date and
+Message-ID are present.  It is a byte-at-a-time state machine equivalent to
+msmtp's ``msmtp_read_headers``: comments, quoted strings, angle brackets,
+group syntax and folded lines are handled; CR bytes are ignored.
+
+Feed it bytes; :meth:`HeaderScanner.feed` returns the offset just past the
+blank line that ends the headers once it has been seen.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, auto
+
+__all__ = ["HeaderScanner", "addresses_from_arguments", "scan_headers"]
+
+
+class S(IntEnum):
+    LINESTART_FRESH = auto()
+    LINESTART_AFTER_ADDRHDR = auto()
+    OTHER_HDR = auto()
+    RESENT = auto()
+    MATCH = auto()  # matching a fixed header name (Date:, Message-ID:, From)
+    TO = auto()
+    CC = auto()
+    BCC1 = auto()
+    BCC2 = auto()
+    ADDRHDR_ALMOST = auto()
+    ADDRHDR_DEFAULT = auto()
+    ADDRHDR_DQUOTE = auto()
+    ADDRHDR_BRACKETS_START = auto()
+    ADDRHDR_IN_BRACKETS = auto()
+    ADDRHDR_PARENTH_START = auto()
+    ADDRHDR_IN_PARENTH = auto()
+    ADDRHDR_IN_ADDRESS = auto()
+    ADDRHDR_BACKQUOTE = auto()
+    HEADERS_END = auto()
+
+
+_RESENT = b"esent-"  # after the "r" that started the line
+_NAMES = {"date": b"date:", "msgid": b"message-id:", "from": b"from"}
+_ADDR_STATES = (S.ADDRHDR_IN_ADDRESS, S.ADDRHDR_IN_BRACKETS)
+_NO_COLLECT_AFTER = (S.ADDRHDR_PARENTH_START, S.ADDRHDR_IN_PARENTH, S.LINESTART_AFTER_ADDRHDR)
+
+
+def _sanitized(c: int) -> int:
+    # control characters and white space inside an address become "_"
+    if c < 32 or c == 127 or c in b" \t\n\v\f\r":
+        return 0x5F
+    return c
+
+
+class HeaderScanner:
+    """Incremental header scanner; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        want_recipients: bool = True,
+        want_from: bool = True,
+        want_date_msgid: bool = True,
+    ) -> None:
+        self.want_recipients = want_recipients
+        self.want_from = want_from
+        self.want_date_msgid = want_date_msgid
+        self.state = S.LINESTART_FRESH
+        self.done = False
+        self.have_date = False
+        self.have_msgid = False
+        self.from_hdr = -1  # -1 before, 0 inside, 1 after the first From:
+        self.from_address: str | None = None
+        self._resent_index = -1
+        self._resent_block = -1  # -1 before, 0 inside, 1 after the first Resent- block
+        self._match_name = b""
+        self._match_pos = 0
+        self._match_what = ""
+        self._paren_depth = 0
+        self._paren_save = S.LINESTART_FRESH
+        self._backquote_save = S.LINESTART_FRESH
+        self._folded_save = S.LINESTART_FRESH
+        self._current: bytearray | None = None
+        self._normal: list[str] = []
+        self._resent: list[str] = []
+
+    # -- results ----------------------------------------------------------
+
+    @property
+    def recipients(self) -> list[str]:
+        """Recipients from the header: those of the first Resent- block if there was one."""
+        return list(self._resent if self._resent_block >= 0 else self._normal)
+
+    # -- driving ----------------------------------------------------------
+
+    def feed(self, data: bytes) -> int | None:
+        """Scan ``data``; return the index just after the end of the headers, if reached."""
+        if self.done:
+            return 0
+        for i, c in enumerate(data):
+            if c == 13:  # CR
+                continue
+            self._step(c)
+            if self.done:
+                return i + 1
+        return None
+
+    def finish(self) -> None:
+        """End of input: close the address being read."""
+        if self.done:
+            return
+        if self._current is not None:
+            self._finish_current()
+        self.done = True
+        self.state = S.HEADERS_END
+        if self.from_hdr == 0:
+            self.from_address = ""
+
+    # -- the machine --------------------------------------------------------
+
+    def _start_match(self, what: str, c: int) -> S:
+        self._match_what = what
+        self._match_name = _NAMES[what]
+        self._match_pos = 1
+        return S.MATCH
+
+    def _line_start(self, c: int, *, fresh: bool = True) -> S:
+        lc = c | 0x20 if 65 <= c <= 90 else c
+        if fresh:
+            self._paren_depth = 0
+        self._resent_index = -1
+        if self.want_date_msgid and lc == ord("d"):
+            return self._start_match("date", c)
+        if self.want_date_msgid and lc == ord("m"):
+            return self._start_match("msgid", c)
+        if self.want_from and self.from_hdr < 0 and lc == ord("f"):
+            return self._start_match("from", c)
+        if self.want_recipients:
+            if lc == ord("t"):
+                return S.TO
+            if lc == ord("c"):
+                return S.CC
+            if lc == ord("b"):
+                return S.BCC1
+            if self._resent_block <= 0 and lc == ord("r"):
+                self._resent_index = 0
+                return S.RESENT
+        if c == 10:
+            return S.HEADERS_END
+        return S.OTHER_HDR
+
+    def _leave_resent_block(self) -> None:
+        if self._resent_block == 0 and self._resent_index != 6:
+            self._resent_block = 1
+
+    def _step(self, c: int) -> None:  # noqa: C901 - one state table, kept in one place
+        old = self.state
+        st = old
+        lc = c | 0x20 if 65 <= c <= 90 else c
+        forget = finish = False
+
+        if st == S.LINESTART_FRESH:
+            st = self._line_start(c)
+        elif st == S.LINESTART_AFTER_ADDRHDR:
+            self._resent_index = -1
+            if c not in (32, 9):
+                if self._current is not None:
+                    finish = True
+                elif self.from_hdr == 0:
+                    self.from_hdr = -1  # the From: header was empty
+            if c in (32, 9):
+                st = self._folded_save
+            else:
+                st = self._line_start(c, fresh=False)
+        elif st == S.OTHER_HDR:
+            self._leave_resent_block()
+            if c == 10:
+                st = S.LINESTART_FRESH
+        elif st == S.RESENT:
+            idx = self._resent_index
+            if idx < 6 and lc == _RESENT[idx]:
+                if idx == 5 and self._resent_block == -1:
+                    self._resent_block = 0
+                self._resent_index += 1
+            elif idx == 6 and lc == ord("t"):
+                st = S.TO
+            elif idx == 6 and lc == ord("c"):
+                st = S.CC
+            elif idx == 6 and lc == ord("b"):
+                st = S.BCC1
+            elif c == 10:
+                st = S.LINESTART_FRESH
+            else:
+                st = S.OTHER_HDR
+        elif st == S.MATCH:
+            name = self._match_name
+            if self._match_what == "from":
+                self._leave_resent_block()
+            if lc == name[self._match_pos]:
+                self._match_pos += 1
+                if self._match_pos == len(name):
+                    if self._match_what == "date":
+                        self.have_date = True
+                        st = S.OTHER_HDR
+                    elif self._match_what == "msgid":
+                        self.have_msgid = True
+                        st = S.OTHER_HDR
+                    else:
+                        self.from_hdr = 0
+                        st = S.ADDRHDR_ALMOST
+            elif c == 10:
+                st = S.LINESTART_FRESH
+            else:
+                st = S.OTHER_HDR
+        elif st in (S.TO, S.CC, S.BCC2):
+            if st != S.BCC2:
+                self._leave_resent_block()
+            want = ord("o") if st == S.TO else ord("c")
+            if lc == want:
+                st = S.ADDRHDR_ALMOST
+            elif c == 10:
+                st = S.LINESTART_FRESH
+            else:
+                st = S.OTHER_HDR
+        elif st == S.BCC1:
+            self._leave_resent_block()
+            if lc == ord("c"):
+                st = S.BCC2
+            elif c == 10:
+                st = S.LINESTART_FRESH
+            else:
+                st = S.OTHER_HDR
+        elif st == S.ADDRHDR_ALMOST:
+            if self.from_hdr == 0 and c != 58:
+                self.from_hdr = -1
+            if c == 58:  # ':'
+                st = S.ADDRHDR_DEFAULT
+            elif c == 10:
+                st = S.LINESTART_FRESH
+            else:
+                st = S.OTHER_HDR
+        elif st == S.ADDRHDR_DEFAULT:
+            if c == 10:
+                if self._current is not None:
+                    finish = True
+                self._folded_save = st
+                st = S.LINESTART_AFTER_ADDRHDR
+            elif c == 92:  # backslash
+                self._backquote_save = st
+                st = S.ADDRHDR_BACKQUOTE
+            elif c == 40:  # (
+                self._paren_save = st
+                st = S.ADDRHDR_PARENTH_START
+            elif c == 34:  # "
+                forget = self._current is not None
+                st = S.ADDRHDR_DQUOTE
+            elif c == 60:  # <
+                forget = self._current is not None
+                st = S.ADDRHDR_BRACKETS_START
+            elif c in (32, 9):
+                pass
+            elif c == 58:  # ':' ends a group name
+                forget = self._current is not None
+            elif c in (59, 44):  # ; ,
+                finish = self._current is not None
+            else:
+                forget = self._current is not None
+                st = S.ADDRHDR_IN_ADDRESS
+        elif st == S.ADDRHDR_DQUOTE:
+            if c == 10:
+                self._folded_save = st
+                st = S.LINESTART_AFTER_ADDRHDR
+            elif c == 92:
+                self._backquote_save = st
+                st = S.ADDRHDR_BACKQUOTE
+            elif c == 34:
+                st = S.ADDRHDR_DEFAULT
+        elif st == S.ADDRHDR_BRACKETS_START:
+            if c == 10:
+                self._folded_save = st
+                st = S.LINESTART_AFTER_ADDRHDR
+            elif c == 40:
+                self._paren_save = st
+                st = S.ADDRHDR_PARENTH_START
+            elif c == 62:  # >
+                st = S.ADDRHDR_DEFAULT
+            else:
+                st = S.ADDRHDR_IN_BRACKETS
+        elif st == S.ADDRHDR_IN_BRACKETS:
+            if c == 10:
+                self._folded_save = st
+                st = S.LINESTART_AFTER_ADDRHDR
+            elif c == 92:
+                self._backquote_save = st
+                st = S.ADDRHDR_BACKQUOTE
+            elif c == 40:
+                self._paren_save = st
+                st = S.ADDRHDR_PARENTH_START
+            elif c == 62:
+                finish = True
+                st = S.ADDRHDR_DEFAULT
+        elif st == S.ADDRHDR_PARENTH_START:
+            if c == 10:
+                self._folded_save = st
+                st = S.LINESTART_AFTER_ADDRHDR
+            elif c == 41:  # )
+                st = self._paren_save
+            else:
+                self._paren_depth += 1
+                st = S.ADDRHDR_IN_PARENTH
+        elif st == S.ADDRHDR_IN_PARENTH:
+            if c == 10:
+                self._folded_save = st
+                st = S.LINESTART_AFTER_ADDRHDR
+            elif c == 92:
+                self._backquote_save = st
+                st = S.ADDRHDR_BACKQUOTE
+            elif c == 40:
+                st = S.ADDRHDR_PARENTH_START
+            elif c == 41:
+                self._paren_depth -= 1
+                if self._paren_depth == 0:
+                    st = self._paren_save
+        elif st == S.ADDRHDR_IN_ADDRESS:
+            if c == 10:
+                self._folded_save = S.ADDRHDR_DEFAULT
+                st = S.LINESTART_AFTER_ADDRHDR
+            elif c == 92:
+                self._backquote_save = st
+                st = S.ADDRHDR_BACKQUOTE
+            elif c == 34:
+                forget = True
+                st = S.ADDRHDR_DQUOTE
+            elif c == 40:
+                self._paren_save = st
+                st = S.ADDRHDR_PARENTH_START
+            elif c == 60:
+                forget = True
+                st = S.ADDRHDR_BRACKETS_START
+            elif c in (32, 9):
+                st = S.ADDRHDR_DEFAULT
+            elif c == 58:
+                forget = True
+                st = S.ADDRHDR_DEFAULT
+            elif c in (44, 59):
+                finish = True
+                st = S.ADDRHDR_DEFAULT
+        elif st == S.ADDRHDR_BACKQUOTE:
+            if c == 10:
+                self._folded_save = S.ADDRHDR_DEFAULT
+                st = S.LINESTART_AFTER_ADDRHDR
+            else:
+                st = self._backquote_save
+
+        self.state = st
+        if forget:
+            self._current = None
+        if finish:
+            self._finish_current()
+        if st in _ADDR_STATES and old not in _NO_COLLECT_AFTER:
+            if self._current is None:
+                self._current = bytearray()
+            self._current.append(_sanitized(c))
+        if st == S.HEADERS_END:
+            self.done = True
+            if self.from_hdr == 0:
+                self.from_address = ""
+
+    def _finish_current(self) -> None:
+        if self._current is None:
+            # msmtp would finish an empty buffer only through finish(); nothing to add
+            return
+        address = bytes(self._current).decode("utf-8", "surrogateescape")
+        self._current = None
+        if self.from_hdr == 0:
+            self.from_address = address
+            self.from_hdr = 1
+        elif self.want_recipients and self._resent_block == 0:
+            self._resent.append(address)
+        elif self.want_recipients:
+            self._normal.append(address)
+
+
+def scan_headers(data: bytes, **kwargs: bool) -> HeaderScanner:
+    """Scan a complete header block (or whole mail) at once."""
+    scanner = HeaderScanner(**kwargs)
+    if scanner.feed(data) is None:
+        scanner.finish()
+    return scanner
+
+
+def addresses_from_arguments(args: list[str]) -> list[str]:
+    """Recipients from command-line arguments, parsed as msmtp does: each argument
+    becomes a ``To:`` line, so ``"Joe <j@x>, k@y"`` gives ``j@x`` and ``k@y``."""
+    if not args:
+        return []
+    text = "".join(f"To: {a}\n" for a in args) + "\n"
+    scanner = HeaderScanner(want_from=False, want_date_msgid=False)
+    scanner.feed(text.encode("utf-8", "surrogateescape"))
+    scanner.finish()
+    return scanner.recipients

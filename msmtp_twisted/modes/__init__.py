@@ -1,0 +1,1 @@
+"""msmtp's modes of operation: sendmail, pretend, serverinfo, rmqs, configure."""
