@@ -160,14 +160,15 @@ class LoadedConfig:
         return None
 
 
-def load_accounts(user_file: str | None) -> LoadedConfig:
+def load_accounts(user_file: str | None, info: list[str] | None = None) -> LoadedConfig:
     """Read the system file and the user file (``-C`` given or default) and merge them.
 
     User accounts come first and replace system accounts of the same name, so
     that ``--from`` picks the first matching account as msmtp does.  Raises
-    :class:`ConfigError` with the file name in the message.
+    :class:`ConfigError` with the file name in the message.  The lines
+    ``--pretend`` prints about the files go to ``info`` (also when failing).
     """
-    loaded = LoadedConfig()
+    loaded = LoadedConfig(info=info if info is not None else [])
     system_path = system_config_path()
     system_accounts: list[Account] = []
     try:

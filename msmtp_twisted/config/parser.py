@@ -73,7 +73,7 @@ def iter_lines(data: bytes) -> Iterator[str]:
         nul = chunk.find(b"\0")
         visible = chunk if nul < 0 else chunk[:nul]
         if len(visible) == MAX_LINE and not visible.endswith(b"\n"):
-            raise ConfigError(f"line longer than {MAX_LINE - 1} characters")
+            raise ConfigError(f"line longer than {MAX_LINE} characters")
         yield visible.decode("utf-8", "surrogateescape")
 
 

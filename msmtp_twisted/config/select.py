@@ -28,10 +28,14 @@ __all__ = [
 
 
 class SelectError(Exception):
-    def __init__(self, message: str, exitcode: int = sysexits.EX_CONFIG) -> None:
+    def __init__(
+        self, message: str, exitcode: int = sysexits.EX_CONFIG, info: Sequence[str] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.exitcode = exitcode
+        #: informational lines msmtp prints (with -P/-d) before failing
+        self.info = list(info)
 
 
 def _is_pattern(text: str) -> bool:
@@ -138,7 +142,7 @@ def choose_account(
         else:
             where = ": no configuration file available"
         sep = "" if where.startswith(":") else " "
-        raise SelectError(f"account {wanted} not found{sep}{where}")
+        raise SelectError(f"account {wanted} not found{sep}{where}", info=info)
 
     overrides = cmdline
     if not account.allow_from_override and "from_addr" in cmdline.mask:

@@ -85,13 +85,17 @@ def prepare(
 
     loaded = None
     if not conf.host_given:
+        file_info: list[str] = []
         try:
-            loaded = load_accounts(conf.user_conffile)
+            loaded = load_accounts(conf.user_conffile, file_info)
         except ConfigError as e:
+            if verbose:
+                for line in file_info:
+                    out.out(line)
             out.err(sanitize(e.message))
             return e.exitcode
         if verbose:
-            for line in loaded.info:
+            for line in file_info:
                 out.out(line)
     try:
         selection = choose_account(
@@ -109,6 +113,9 @@ def prepare(
             account, sendmail=conf.sendmail, pretend=conf.pretend, header_from=header_from
         )
     except SelectError as e:
+        if verbose:
+            for line in e.info:
+                out.out(line)
         out.err(sanitize(e.message))
         return e.exitcode
 
