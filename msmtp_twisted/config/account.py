@@ -54,7 +54,8 @@ class Account:
         Used both for ``account a : b`` inheritance and for command-line options.
         For inheritance this follows msmtp >= 1.8.24 (and the manual): ``from``
         and ``allow_from_override`` are inherited like everything else; 1.8.23
-        dropped them.
+        never inherited ``allow_from_override`` and skipped ``from`` when the
+        new account had ``allow_from_override off`` from its defaults.
         """
         if other.conffile:
             self.conffile = other.conffile

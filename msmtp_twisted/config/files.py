@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass, field
 
 from msmtp_twisted import sysexits
@@ -73,6 +72,8 @@ def user_config_path() -> str:
 def run_eval(command: str) -> str:
     """Run ``command`` with /bin/sh (the user's own config asks for it) and return its
     first output line without the line ending, as msmtp's ``eval`` does."""
+    import subprocess  # only configs using eval/passwordeval pay for it
+
     try:
         proc = subprocess.Popen(
             ["/bin/sh", "-c", command], stdout=subprocess.PIPE, stdin=None

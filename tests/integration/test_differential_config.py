@@ -189,6 +189,46 @@ maildomain md.example
     Case("abbreviated-options", ["--pre", "--acc=second", "--tls-star=off", "x@y"]),
     Case("lmtp-socket-without-port", ["-P", "x@y"],
          rc="account default\nprotocol lmtp\nhost h\nport 24\nsocket /run/lmtp\nfrom f@x\n"),
+    Case("allow-from-override-off", ["-P", "-a", "fixed", "-f", "other@x", "x@y"],
+         rc=BASE + "\naccount fixed\nhost f.example\nfrom fixed@x\nallow_from_override off\n"),
+    Case("passwordeval-pretend", ["-P", "x@y"],
+         rc="account default\nhost h\nfrom f@x\nauth on\nuser u\npasswordeval echo s3cret\n"),
+    Case("passwordeval-not-run-without-auth", ["-P", "x@y"],
+         rc="account default\nhost h\nfrom f@x\npasswordeval false\n"),
+    Case("error-passwordeval-no-output", ["-P", "x@y"],
+         rc="account default\nhost h\nfrom f@x\nauth plain\npasswordeval true\n"),
+    Case("password-from-eval-line", ["-P", "x@y"], mode=0o644,
+         rc="account default\nhost h\nfrom f@x\neval echo password fromeval\n"),
+    Case("full-name-option", ["-P", "-F", "Joe User", "x@y"]),
+    Case("syslog-facility", ["-P", "--syslog=LOG_LOCAL3", "x@y"]),
+    Case("error-syslog-facility", ["-P", "--syslog=LOG_LOCAL9", "x@y"]),
+    Case("logfile-unset", ["-P", "--logfile=", "-X", "~/x.log", "--logfile-time-format=%H", "x@y"]),
+    Case("aliases-expansion-pretend", ["-P", "root", "x@y"],
+         rc=BASE + "aliases {d}/aliases\n",
+         files={"aliases": "# test\nroot: a@x, b@x\ndefault: admin@x\n"}),
+    Case("error-aliases-missing", ["-P", "root"], rc=BASE + "aliases {d}/nonexistent\n"),
+    Case("aliases-missing-but-no-local-recipient", ["-P", "x@y"],
+         rc=BASE + "aliases {d}/nonexistent\n"),
+    Case("error-aliases-syntax", ["-P", "root"], rc=BASE + "aliases {d}/aliases\n",
+         files={"aliases": "root a@x\n"}),
+    Case("error-mailname-pattern", ["-P", "x@y"],
+         rc="account default\nhost h\nfrom me@%M\n"),
+    Case("recipients-with-names", ["-P", "Joe <j@x>, k@y", "(comment) l@z"]),
+    Case("proxy-port-default", ["-P", "--proxy-host=127.0.0.1", "x@y"]),
+    Case("error-proxy-port", ["-P", "--proxy-port=99999", "x@y"]),
+    Case("implicit-tls-default-port", ["-P", "--host=h", "-f", "a@b", "--tls",
+                                       "--tls-starttls=off", "--tls-certcheck=off", "x@y"]),
+    Case("protocol-lmtp-cli", ["-P", "--protocol=lmtp", "x@y"]),
+    Case("error-protocol", ["-P", "--protocol=smtps", "x@y"]),
+    Case("set-header-options", ["-P", "--set-from-header=on", "--set-date-header=off",
+                                "--remove-bcc-headers=off", "--undisclosed-recipients",
+                                "x@y"]),
+    Case("error-set-date-header-on", ["-P", "--set-date-header=on", "x@y"]),
+    Case("error-fingerprint", ["-P", "--tls-fingerprint=00:11", "x@y"]),
+    Case("source-ip-socket", ["-P", "--source-ip=127.0.0.2", "--socket=/tmp/s", "x@y"]),
+    Case("error-timeout-zero", ["-P", "--timeout=0", "x@y"]),
+    Case("error-rmqs-and-serverinfo", ["--rmqs=x", "-S"]),
+    Case("help", ["--help"]),
     # --- errors -------------------------------------------------------------
     Case("error-unknown-command", ["-P", "x@y"], rc="account default\nhots h\n"),
     Case("error-needs-argument", ["-P", "x@y"], rc="account default\nhost\n"),
@@ -314,9 +354,35 @@ def _lmtp_no_port(real, ours) -> None:
     assert ours[1] == real[1]
 
 
+def _full_name_shown(real, ours) -> None:
+    # -F sets from_full_name (a setting since msmtp 1.8.24), so --pretend shows it.
+    assert ours[2] == real[2] == 0
+    real_lines = real[0].decode().splitlines()
+    ours_lines = ours[0].decode().splitlines()
+    assert "from_full_name = Joe User" in ours_lines
+    ours_lines.remove("from_full_name = Joe User")
+    assert ours_lines == real_lines
+
+
+def _help_has_newer_options(real, ours) -> None:
+    # Same layout, plus the options msmtp grew after 1.8.23, and our bug address.
+    assert ours[2] == real[2] == 0
+    real_lines = [x for x in real[0].decode().splitlines() if not x.startswith("Report bugs")]
+    ours_lines = ours[0].decode().splitlines()
+    extra = [x for x in ours_lines if x not in real_lines]
+    missing = [x for x in real_lines if x not in ours_lines]
+    assert missing == ["Accepted but ignored: -A, -B, -bm, -F, -G, -h, -i, -L, -m, -n, -O, -o, -v"]
+    assert any(x.startswith("  --set-to-header") for x in extra)
+    assert any(x.startswith("  -F name") for x in extra)
+
+
 # Cases where we follow the manual (or fix a 1.8.23 bug) on purpose; each
 # checks ours against what docs/differences.md promises.
-EXPECTED_DIFFERENCES = {"error-lmtp-no-port": _lmtp_no_port}
+EXPECTED_DIFFERENCES = {
+    "error-lmtp-no-port": _lmtp_no_port,
+    "full-name-option": _full_name_shown,
+    "help": _help_has_newer_options,
+}
 
 
 def test_case_table_is_large_enough() -> None:
