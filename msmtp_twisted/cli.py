@@ -7,6 +7,7 @@ Twisted: ``--pretend``, ``--version`` and every usage error stay fast.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -211,12 +212,19 @@ class Output:
         self.prog = prog
         self.stdout = stdout
         self.stderr = stderr
+        # C's stdio buffers stdout fully unless it is a terminal, so msmtp's error
+        # lines come before its informational lines in a combined pipe; keep that.
+        try:
+            self._line_buffered = stdout.isatty()
+        except (AttributeError, ValueError, OSError):
+            self._line_buffered = False
 
     def out(self, text: str) -> None:
         self.stdout.write((text + "\n").encode("utf-8", "surrogateescape"))
 
     def err(self, text: str) -> None:
-        self.stdout.flush()
+        if self._line_buffered:
+            self.stdout.flush()
         self.stderr.write(f"{self.prog}: {text}\n".encode("utf-8", "surrogateescape"))
         self.stderr.flush()
 
@@ -237,7 +245,11 @@ def main(
     """Run msmtp with ``argv``; return the exit status (sysexits)."""
     argv0 = argv[0] if argv else "msmtp"
     prog = os.path.basename(argv0) or "msmtp"
-    out = Output(prog, stdout or sys.stdout.buffer, stderr or sys.stderr.buffer)
+    if stdout is None:
+        stdout = sys.stdout.buffer
+        if isinstance(stdout, io.RawIOBase):  # python -u / PYTHONUNBUFFERED
+            stdout = io.BufferedWriter(stdout)
+    out = Output(prog, stdout, stderr or sys.stderr.buffer)
     environ = dict(os.environ) if env is None else env
     try:
         return _run(argv, argv0, out, stdin or sys.stdin.buffer, environ)
@@ -258,7 +270,6 @@ def _run(argv: Sequence[str], argv0: str, out: Output, stdin: BinaryIO, env: dic
     except UsageError as e:
         if e.from_getopt:
             # glibc prints argv[0] as given, not its base name
-            out.stdout.flush()
             out.stderr.write(f"{argv0}: {e.message}\n".encode("utf-8", "surrogateescape"))
         else:
             out.err(e.message)

@@ -387,3 +387,27 @@ EXPECTED_DIFFERENCES = {
 
 def test_case_table_is_large_enough() -> None:
     assert len(CASES) >= 40
+
+
+COMBINED = [c for c in CASES if c.id.startswith("error-") and c.system is None][:12] + [
+    c for c in CASES if c.id in ("no-config-no-default", "dash-C-missing", "unknown-account")
+]
+
+
+@pytest.mark.parametrize("case", COMBINED, ids=[c.id for c in COMBINED])
+def test_same_interleaving_in_one_pipe(case: Case, tmp_path: Path, real_msmtp: str) -> None:
+    """With stdout and stderr in one pipe (cron mail, `2>&1`), msmtp's stdout is
+    block-buffered, so its error line comes first; ours must read the same."""
+    if SYSTEM_RC.exists():
+        pytest.skip("an /etc/msmtprc exists on this machine; cases assume none")
+    env = _materialize(case, tmp_path)
+    args = [a.format(d=tmp_path) for a in case.args]
+
+    def run(cmd: list[str], env: dict[str, str]) -> tuple[bytes, int]:
+        proc = subprocess.run(cmd + args, input=case.stdin, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, env=env, timeout=30, cwd=tmp_path)
+        return proc.stdout, proc.returncode
+
+    real = run(["msmtp"], env)
+    ours = run(ours_command(), {**ours_env(env), "PYTHONUNBUFFERED": "1"})
+    assert ours == real
