@@ -229,11 +229,6 @@ class Output:
         self.stderr.flush()
 
 
-def sanitize(text: str) -> str:
-    """Control characters become ``?``, as msmtp's ``sanitize_string`` does."""
-    return "".join("?" if (ord(c) < 32 or ord(c) == 127) else c for c in text)
-
-
 def main(
     argv: Sequence[str],
     *,

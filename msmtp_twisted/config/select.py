@@ -17,6 +17,7 @@ from msmtp_twisted import sysexits
 from msmtp_twisted.config.account import Account, AccountError
 from msmtp_twisted.config.files import LoadedConfig, sysconfdir
 from msmtp_twisted.config.parser import ConfigError
+from msmtp_twisted.text import sanitize
 
 __all__ = [
     "SelectError",
@@ -156,10 +157,6 @@ def choose_account(
 # completing the chosen account
 
 
-def _sanitize(text: str) -> str:
-    return "".join("?" if (ord(c) < 32 or ord(c) == 127) else c for c in text)
-
-
 def username() -> str:
     for var in ("USER", "LOGNAME"):
         value = os.environ.get(var)
@@ -214,7 +211,7 @@ def _mailname() -> str:
         text = text[:-1]
     if not text:
         raise ConfigError(f"{path}: Invalid argument")
-    return _sanitize(text)
+    return sanitize(text)
 
 
 def expand_patterns(text: str, *, expand_user: bool, header_from: str | None = None) -> str:
@@ -222,14 +219,14 @@ def expand_patterns(text: str, *, expand_user: bool, header_from: str | None = N
     if "%M" in text:
         text = text.replace("%M", _mailname())
     if expand_user and "%U" in text:
-        text = text.replace("%U", _sanitize(username()))
+        text = text.replace("%U", sanitize(username()))
     if "%H" in text or "%C" in text:
-        host = _sanitize(hostname())
+        host = sanitize(hostname())
         if "%C" in text:
-            text = text.replace("%C", _sanitize(canonical_hostname(host)))
+            text = text.replace("%C", sanitize(canonical_hostname(host)))
         text = text.replace("%H", host)
     if header_from is not None and "%F" in text:
-        text = text.replace("%F", _sanitize(header_from))
+        text = text.replace("%F", sanitize(header_from))
     return text
 
 

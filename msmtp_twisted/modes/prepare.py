@@ -15,6 +15,7 @@ from msmtp_twisted.config.files import load_accounts
 from msmtp_twisted.config.parser import ConfigError
 from msmtp_twisted.config.select import SelectError, choose_account, complete_account
 from msmtp_twisted.message.headers import HeaderScanner
+from msmtp_twisted.text import sanitize
 
 if TYPE_CHECKING:
     from msmtp_twisted.cli import CommandLine, Output
@@ -59,8 +60,6 @@ def prepare(
     stdin: BinaryIO,
     env: dict[str, str],
 ) -> int:
-    from msmtp_twisted.cli import sanitize
-
     verbose = conf.pretend or conf.debug
     headers: ReadHeaders | None = None
     header_from: str | None = None
