@@ -127,11 +127,14 @@ def _find_long(name: str, body: str, longopts: Sequence[LongOption]) -> LongOpti
     for option in longopts:
         if option.name == name:
             return option
-    matches = [o for o in longopts if o.name.startswith(name)] if name else []
+    # "--=x" has an empty name, which glibc treats as a prefix of every option
+    matches = [o for o in longopts if o.name.startswith(name)] if (name or "=" in body) else []
     if not matches:
         raise GetoptError(f"unrecognized option '--{body}'")
     first = matches[0]
-    if any((o.has_arg, o.key) != (first.has_arg, first.key) for o in matches[1:]):
-        listed = " ".join(f"'--{o.name}'" for o in matches)
+    differing = [o for o in matches[1:] if (o.has_arg, o.key) != (first.has_arg, first.key)]
+    if differing:
+        # glibc lists the first match and those that differ from it, in table order
+        listed = " ".join(f"'--{o.name}'" for o in [first, *differing])
         raise GetoptError(f"option '--{body}' is ambiguous; possibilities: {listed}")
     return first

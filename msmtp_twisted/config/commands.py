@@ -475,7 +475,11 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("from", "from_addr", K["string"], ("from",), short="f"),
     Command("from_full_name", "from_full_name", K["optional_string"]),
-    Command("allow_from_override", "allow_from_override", ONOFF),
+    # on|off only, no empty form: the manual's "(on|off)" and msmtp 1.8.23 agree
+    Command(
+        "allow_from_override", "allow_from_override",
+        Kind("on|off", _onoff(True, False, empty_is_on=False), values=("on", "off")),
+    ),
     Command("dsn_notify", "dsn_notify", K["dsn_notify"], ("dsn-notify",), short="N"),
     Command(
         "dsn_return", "dsn_return", K["dsn_return"], ("dsn-return",), short="R",
