@@ -372,8 +372,10 @@ def c_getopt(tmp_path_factory) -> dict[str, CGetopt]:
     import platform
     import shutil
 
-    if shutil.which("cc") is None or platform.libc_ver()[0] != "glibc":
-        pytest.skip("needs a C compiler and glibc for the differential getopt test")
+    from tests.conftest import require
+
+    require(shutil.which("cc") is not None and platform.libc_ver()[0] == "glibc",
+            "a C compiler and glibc for the differential getopt test (apt-get install gcc)")
     from msmtp_twisted import cli
 
     directory = tmp_path_factory.mktemp("cgetopt")
