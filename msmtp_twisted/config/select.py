@@ -8,8 +8,9 @@ the ``%`` substitutions; it may run ``passwordeval`` and read ``/etc/mailname``.
 
 from __future__ import annotations
 
-import fnmatch
 import os
+import re
+import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -39,15 +40,93 @@ class SelectError(Exception):
         self.info = list(info)
 
 
+def _ascii_lower(text: str) -> str:
+    # strcasecmp folds ASCII letters only; str.lower() would also fold "Ä" and "K"
+    return text.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = {c: c + 32 for c in range(65, 91)}
+
+
 def _is_pattern(text: str) -> bool:
     return any(c in text for c in "?*[")
 
 
+_CLASSES = {
+    "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
+    "space": " \\t\\n\\r\\f\\v", "blank": " \\t", "punct": re.escape(string.punctuation),
+    "xdigit": "0-9A-Fa-f", "cntrl": "\\x00-\\x1f\\x7f", "print": "\\x20-\\x7e",
+    "graph": "\\x21-\\x7e",
+}
+
+
+def _glob_regex(pattern: str) -> str:
+    """Translate an fnmatch(3) pattern (flags 0) to a regular expression.
+
+    Unlike Python's fnmatch: ``\\`` escapes the next character, ``[^...]`` negates
+    like ``[!...]``, and POSIX classes such as ``[[:lower:]]`` work.  A ``[``
+    without its closing ``]`` matches itself, as in glibc.
+    """
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        i += 1
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "\\" and i < n:
+            out.append(re.escape(pattern[i]))
+            i += 1
+        elif c == "[":
+            j = i
+            negate = j < n and pattern[j] in "!^"
+            if negate:
+                j += 1
+            items: list[str] = []
+            first = True
+            closed = False
+            while j < n:
+                ch = pattern[j]
+                if ch == "]" and not first:
+                    closed = True
+                    j += 1
+                    break
+                first = False
+                if ch == "[" and pattern.startswith(":", j + 1):
+                    end = pattern.find(":]", j + 2)
+                    name = pattern[j + 2 : end] if end >= 0 else ""
+                    if name in _CLASSES:
+                        items.append(_CLASSES[name])
+                        j = end + 2
+                        continue
+                if ch == "\\" and j + 1 < n:
+                    j += 1
+                    ch = pattern[j]
+                if j + 2 < n and pattern[j + 1] == "-" and pattern[j + 2] != "]":
+                    hi = pattern[j + 2]
+                    if ord(hi) >= ord(ch):
+                        items.append(f"{re.escape(ch)}-{re.escape(hi)}")
+                    j += 3
+                    continue
+                items.append(re.escape(ch))
+                j += 1
+            if not closed:
+                out.append(re.escape("["))
+                continue
+            body = "".join(items) or "\\x00-\\U0010ffff"
+            out.append(f"[{'^' if negate else ''}{body}]")
+            i = j
+        else:
+            out.append(re.escape(c))
+    return "(?s:" + "".join(out) + r")\Z"
+
+
 def _glob_match(pattern: str, text: str) -> bool:
-    """fnmatch(3) with flags 0: case-sensitive, ``/`` and leading dots not special."""
     try:
-        return fnmatch.fnmatchcase(text, pattern)
-    except Exception:  # malformed pattern: treat as no match
+        return re.match(_glob_regex(pattern), text) is not None
+    except re.error:  # a pattern we cannot translate matches nothing
         return False
 
 
@@ -69,14 +148,14 @@ def find_account_by_envelope_from(accounts: Sequence[Account], address: str) -> 
             if (
                 acc_at >= 0
                 and acc_at == plus
-                and address[:plus].lower() == acc_from[:plus].lower()
-                and address[at:].lower() == acc_from[acc_at:].lower()
+                and _ascii_lower(address[:plus]) == _ascii_lower(acc_from[:plus])
+                and _ascii_lower(address[at:]) == _ascii_lower(acc_from[acc_at:])
             ):
                 return acc
         elif _is_pattern(acc_from):
             if _glob_match(acc_from, address):
                 return acc
-        elif address.lower() == acc_from.lower():
+        elif _ascii_lower(address) == _ascii_lower(acc_from):
             return acc
     return None
 
