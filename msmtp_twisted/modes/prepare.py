@@ -135,8 +135,13 @@ def prepare(
     if conf.pretend:
         return sysexits.EX_OK
 
-    # Sending, server information and queue starting are built on Twisted and
-    # arrive with the next issues; until then say so instead of pretending.
-    mode = "sendmail" if conf.sendmail else ("serverinfo" if conf.serverinfo else "rmqs")
+    if conf.sendmail:
+        from msmtp_twisted.modes.sendmail import run_sendmail
+
+        assert headers is not None
+        return run_sendmail(conf, account, recipients, headers, out, stdin)
+    # Server information and queue starting arrive with later issues; until
+    # then say so instead of pretending.
+    mode = "serverinfo" if conf.serverinfo else "rmqs"
     out.err(f"{mode} mode is not implemented yet in this version")
     return sysexits.EX_UNAVAILABLE

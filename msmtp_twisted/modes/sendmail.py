@@ -1,0 +1,263 @@
+"""Sendmail mode: deliver the mail on stdin to the account's server.
+
+The headers were already read (and scanned) by :mod:`msmtp_twisted.modes.prepare`;
+here the generated headers are built, the rest of stdin is streamed through
+the DATA encoder, the session runs on the reactor, and the outcome becomes
+msmtp's messages, log line and exit code.  Exit 0 means every recipient was
+accepted; anything else tells the caller to keep the mail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from msmtp_twisted import sysexits
+from msmtp_twisted.config.account import Account
+from msmtp_twisted.text import sanitize
+
+if TYPE_CHECKING:
+    from msmtp_twisted.cli import CommandLine, Output
+    from msmtp_twisted.modes.prepare import ReadHeaders
+    from msmtp_twisted.smtp.client import SMTPFailure
+
+__all__ = ["MailBody", "run_sendmail"]
+
+_CHUNK = 65536
+
+
+class MailBody:
+    """The three parts msmtp sends, each through a fresh encoder: the generated
+    headers, the header block read from stdin (with From/To/Cc/Bcc dropped as
+    the policy says), and the rest of stdin, streamed."""
+
+    def __init__(self, prepend: bytes, head: bytes, rest: bytes, stdin: BinaryIO, policy: Any):
+        self._parts = self._generate(prepend, head, rest, stdin, policy)
+        self._mailsize = 0
+
+    @property
+    def mailsize(self) -> int:
+        return self._mailsize
+
+    def next_chunk(self) -> bytes | None:
+        for chunk in self._parts:
+            if chunk:
+                return chunk
+        return None
+
+    def _generate(
+        self, prepend: bytes, head: bytes, rest: bytes, stdin: BinaryIO, policy: Any
+    ) -> Iterator[bytes]:
+        from msmtp_twisted.message.encoder import DataEncoder
+
+        for data, part_policy in ((prepend, None), (head, policy)):
+            encoder = DataEncoder(part_policy)
+            yield encoder.feed(data)
+            yield encoder.finish()
+            self._mailsize += encoder.mailsize
+        encoder = DataEncoder(None)
+        yield encoder.feed(rest)
+        read = getattr(stdin, "read1", stdin.read)
+        while True:
+            data = read(_CHUNK)
+            if not data:
+                break
+            yield encoder.feed(data)
+        yield encoder.finish()
+        self._mailsize += encoder.mailsize
+
+
+def _generated_headers(account: Account, conf: CommandLine, headers: ReadHeaders,
+                       recipients: list[str], server_host: str | None) -> bytes:
+    from msmtp_twisted.config.select import hostname
+    from msmtp_twisted.message.msgid import create_msgid, rfc2822_date
+    from msmtp_twisted.message.rewrite import prepended_headers
+
+    scanner = headers.scanner
+    envelope_from = account.from_addr or ""
+    return prepended_headers(
+        envelope_from=envelope_from,
+        full_name=account.from_full_name,
+        set_from_header=account.set_from_header,
+        have_from=scanner.from_address is not None,
+        set_to_header=account.set_to_header,
+        recipients=recipients,
+        set_date_header=account.set_date_header,
+        have_date=scanner.have_date,
+        set_msgid_header=account.set_msgid_header,
+        have_msgid=scanner.have_msgid,
+        msgid=lambda: create_msgid(
+            envelope_from=envelope_from,
+            domain=account.domain,
+            server_host=server_host,
+            hostname=hostname(),
+        ),
+        date=lambda: rfc2822_date(__import__("time").time()),
+    )
+
+
+def _endpoint(reactor: Any, account: Account) -> Any:
+    from msmtp_twisted.net.connect import SequentialTCPEndpoint, UNIXEndpoint
+
+    timeout = account.timeout or None
+    if account.socket is not None:
+        return UNIXEndpoint(reactor, account.socket, timeout=timeout)
+    assert account.host is not None
+    return SequentialTCPEndpoint(
+        reactor, account.host, account.port, timeout=timeout, source_ip=account.source_ip
+    )
+
+
+def _unsupported(account: Account) -> str | None:
+    """Features whose issues have not landed yet: refuse clearly, never send in clear."""
+    if account.tls:
+        return "TLS is not implemented yet in this version"
+    if account.auth_mech is not None:
+        return "authentication is not implemented yet in this version"
+    if account.proxy_host is not None and account.socket is None:
+        return "SOCKS proxies are not implemented yet in this version"
+    return None
+
+
+def run_sendmail(
+    conf: CommandLine,
+    account: Account,
+    recipients: list[str],
+    headers: ReadHeaders,
+    out: Output,
+    stdin: BinaryIO,
+) -> int:
+    from msmtp_twisted.message.rewrite import header_policy
+    from msmtp_twisted.smtp.client import SendmailRequest
+
+    problem = _unsupported(account)
+    if problem is not None:
+        out.err(problem)
+        _report_failure(out, account, None)
+        return sysexits.EX_UNAVAILABLE
+
+    scanner = headers.scanner
+    prepend = _generated_headers(account, conf, headers, recipients, account.host)
+    policy = header_policy(
+        set_from_header=account.set_from_header,
+        have_from=scanner.from_address is not None,
+        set_to_header=account.set_to_header,
+        remove_bcc_headers=account.remove_bcc_headers,
+    )
+    body = MailBody(prepend, headers.head, headers.rest, stdin, policy)
+    request = SendmailRequest(
+        envelope_from=account.from_addr or "",
+        recipients=tuple(recipients),
+        protocol=account.protocol,
+        domain=account.domain,
+        dsn_notify=account.dsn_notify,
+        dsn_return=account.dsn_return,
+    )
+    trace = _tracer(out) if conf.debug else None
+    outcome = _run_session(account, request, body, trace)
+
+    from msmtp_twisted.net.connect import ConnectFailure
+    from msmtp_twisted.smtp.client import Delivered, SMTPFailure
+
+    reply_lines: list[str] | None = None
+    errormsg: str | None = None
+    if isinstance(outcome, Delivered):
+        code = sysexits.EX_OK
+        if outcome.reply is not None:
+            reply_lines = list(outcome.reply.lines)
+    elif isinstance(outcome, SMTPFailure):
+        code = outcome.exitcode
+        _print_smtp_failure(out, account, outcome)
+        errormsg = outcome.message
+        if outcome.reply is not None:
+            reply_lines = list(outcome.reply.lines)
+    else:
+        assert isinstance(outcome, ConnectFailure)
+        code = outcome.exitcode
+        out.err(sanitize(outcome.message))
+        _report_failure(out, account, None)
+        errormsg = outcome.message
+    _log(out, account, recipients, body.mailsize if code == 0 else None,
+         reply_lines, errormsg, code)
+    return code
+
+
+def _report_failure(out: Output, account: Account, what: str | None) -> None:
+    tail = what or "could not send mail"
+    if account.id and account.conffile:
+        out.err(f"{tail} (account {account.id} from {account.conffile})")
+    else:
+        out.err(tail)
+
+
+def _print_smtp_failure(out: Output, account: Account, failure: SMTPFailure) -> None:
+    if failure.lmtp_failures:
+        for item in failure.lmtp_failures:
+            out.err(sanitize(item.message))
+            for line in item.reply.lines:
+                out.err(f"LMTP server message: {sanitize(line)}")
+        _report_failure(out, account, "could not send mail to all recipients")
+        return
+    out.err(sanitize(failure.message))
+    if failure.reply is not None:
+        for line in failure.reply.lines:
+            out.err(f"server message: {sanitize(line)}")
+    _report_failure(out, account, None)
+
+
+def _tracer(out: Output) -> Any:
+    def trace(direction: str, data: bytes) -> None:
+        for line in data.splitlines(keepends=True):
+            out.stdout.write(direction.encode() + b" " + line)
+    return trace
+
+
+def _run_session(account: Account, request: Any, body: MailBody, trace: Any) -> Any:
+    from msmtp_twisted.protocol.reactor import run_until_done
+    from msmtp_twisted.protocol.session import SessionProtocol
+    from msmtp_twisted.smtp.client import sendmail_session
+
+    def start(reactor: Any) -> Any:
+        from twisted.internet.protocol import Factory
+
+        proto = SessionProtocol(
+            sendmail_session(request),
+            clock=reactor,
+            timeout=account.timeout or None,
+            body=body,
+            trace=trace,
+        )
+        endpoint = _endpoint(reactor, account)
+        d = endpoint.connect(Factory.forProtocol(lambda: proto))
+        d.addCallback(lambda _: proto.done)
+        return d
+
+    return run_until_done(start)
+
+
+def _log(out: Output, account: Account, recipients: list[str], mailsize: int | None,
+         reply_lines: list[str] | None, errormsg: str | None, code: int) -> None:
+    if not account.logfile and not account.syslog:
+        return
+    from msmtp_twisted import log
+
+    line = log.format_log_line(
+        host=account.host if account.socket is None else None,
+        socket=account.socket,
+        tls=account.tls,
+        auth=account.auth_mech is not None,
+        user=account.username,
+        envelope_from=account.from_addr,
+        recipients=recipients,
+        mailsize=mailsize,
+        smtp_reply=reply_lines if (account.protocol != "lmtp" or code != 0) else None,
+        errormsg=errormsg,
+        exitcode=code,
+    )
+    if account.logfile:
+        problem = log.log_to_file(account.logfile, account.logfile_time_format, line)
+        if problem is not None:
+            for message in log.log_failure_messages(account.logfile, problem, line):
+                out.err(message)
+    if account.syslog:
+        log.log_to_syslog(account.syslog, line, code != 0)

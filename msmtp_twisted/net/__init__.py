@@ -1,0 +1,1 @@
+"""Connections: endpoints for accounts (TCP, unix sockets; SOCKS and TLS later)."""

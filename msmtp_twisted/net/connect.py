@@ -1,0 +1,174 @@
+"""Client endpoints for an account: TCP the way msmtp connects, and unix sockets.
+
+msmtp resolves the host with getaddrinfo and tries the addresses in order,
+binding to ``source_ip`` first when set, and reports the last failure with the
+host name as the user wrote it.  :class:`SequentialTCPEndpoint` does the same
+on Twisted's TCP endpoints; its failures are :class:`ConnectFailure` carrying
+msmtp's message and exit code.  The resolver is a parameter: the default calls
+``socket.getaddrinfo`` directly, which is what a one-shot command wants; a
+long-running Twisted program should pass one that does not block its reactor.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twisted.internet import defer, error
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    UNIXClientEndpoint,
+)
+from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
+from zope.interface import implementer
+
+from msmtp_twisted import sysexits
+
+__all__ = [
+    "ConnectFailure",
+    "SequentialTCPEndpoint",
+    "UNIXEndpoint",
+    "blocking_getaddrinfo",
+]
+
+AddrInfo = tuple[int, str]  # (family, numeric address)
+Resolver = Callable[[str, int], "Sequence[AddrInfo] | defer.Deferred[Sequence[AddrInfo]]"]
+
+
+class ConnectFailure(Exception):
+    """Connecting failed; ``message`` and ``exitcode`` are msmtp's."""
+
+    def __init__(self, exitcode: int, message: str) -> None:
+        super().__init__(message)
+        self.exitcode = exitcode
+        self.message = message
+
+
+class ResolveError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def blocking_getaddrinfo(host: str, port: int) -> list[AddrInfo]:
+    """All stream addresses for ``host``, in getaddrinfo's order."""
+    try:
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise ResolveError(e.strerror or str(e)) from None
+    except UnicodeError as e:
+        raise ResolveError(str(e)) from None
+    return [(family, sockaddr[0]) for family, _, _, _, sockaddr in infos
+            if family in (socket.AF_INET, socket.AF_INET6)]
+
+
+def _errno_of(failure: BaseException) -> int:
+    if isinstance(failure, error.ConnectionRefusedError):
+        return errno.ECONNREFUSED
+    if isinstance(failure, (error.TimeoutError, error.TCPTimedOutError)):
+        return errno.ETIMEDOUT
+    if isinstance(failure, error.NoRouteError):
+        return errno.EHOSTUNREACH
+    number = getattr(failure, "osError", None)
+    if isinstance(number, int) and number > 0:
+        return number
+    return errno.ENETUNREACH
+
+
+@implementer(IStreamClientEndpoint)
+class SequentialTCPEndpoint:
+    """Resolve ``host``, then try each address in turn, as msmtp does."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        host: str,
+        port: int,
+        *,
+        timeout: float | None = None,
+        source_ip: str | None = None,
+        resolve: Resolver = blocking_getaddrinfo,
+    ) -> None:
+        self._reactor = reactor
+        self._host = host
+        self._port = port
+        self._timeout = timeout
+        self._source_ip = source_ip
+        self._resolve = resolve
+
+    @defer.inlineCallbacks
+    def connect(self, protocolFactory: IProtocolFactory) -> Any:
+        try:
+            addresses = yield defer.maybeDeferred(self._resolve, self._host, self._port)
+        except ResolveError as e:
+            raise ConnectFailure(
+                sysexits.EX_NOHOST, f"cannot locate host {self._host}: {e.reason}"
+            ) from None
+        last: BaseException | None = None
+        for family, address in addresses:
+            endpoint_class = TCP6ClientEndpoint if family == socket.AF_INET6 else TCP4ClientEndpoint
+            kwargs: dict[str, Any] = {}
+            if self._timeout:
+                kwargs["timeout"] = self._timeout
+            if self._source_ip:
+                kwargs["bindAddress"] = (self._source_ip, 0)
+            endpoint = endpoint_class(self._reactor, address, self._port, **kwargs)
+            try:
+                protocol = yield endpoint.connect(protocolFactory)
+            except error.ConnectError as e:
+                last = e
+                continue
+            return protocol
+        if last is None:
+            raise ConnectFailure(
+                sysexits.EX_NOHOST,
+                f"cannot locate host {self._host}: No address associated with hostname",
+            )
+        if isinstance(last, error.ConnectBindError):
+            raise ConnectFailure(
+                sysexits.EX_OSERR,
+                f"cannot bind source ip {self._source_ip}: {os.strerror(_errno_of(last))}",
+            )
+        raise ConnectFailure(
+            sysexits.EX_TEMPFAIL,
+            f"cannot connect to {self._host}, port {self._port}: "
+            f"{os.strerror(_errno_of(last))}",
+        )
+
+
+@implementer(IStreamClientEndpoint)
+class UNIXEndpoint:
+    """A unix domain socket, with msmtp's error messages."""
+
+    def __init__(self, reactor: Any, path: str, *, timeout: float | None = None) -> None:
+        self._path = path
+        kwargs: dict[str, Any] = {"timeout": timeout} if timeout else {}
+        self._endpoint = UNIXClientEndpoint(reactor, path, **kwargs)
+
+    @defer.inlineCallbacks
+    def connect(self, protocolFactory: IProtocolFactory) -> Any:
+        if len(self._path.encode("utf-8", "surrogateescape")) + 1 > 108:
+            raise ConnectFailure(
+                sysexits.EX_IOERR, f"cannot connect to {self._path}: invalid argument"
+            )
+        try:
+            protocol = yield self._endpoint.connect(protocolFactory)
+        except error.ConnectError as e:
+            number = _errno_of(e)
+            if not isinstance(e, (error.ConnectionRefusedError, error.TimeoutError)):
+                number = _unix_errno(self._path, number)
+            raise ConnectFailure(
+                sysexits.EX_TEMPFAIL, f"cannot connect to {self._path}: {os.strerror(number)}"
+            ) from None
+        return protocol
+
+
+def _unix_errno(path: str, fallback: int) -> int:
+    # Twisted reports a missing socket file as a plain ConnectError; name the cause
+    if not os.path.exists(path):
+        return errno.ENOENT
+    return fallback

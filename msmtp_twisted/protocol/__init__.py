@@ -1,0 +1,1 @@
+"""Twisted protocols driving the sans-IO cores in msmtp_twisted.smtp."""

@@ -1,0 +1,307 @@
+"""A Twisted protocol that drives one sans-IO session from msmtp_twisted.smtp.client.
+
+It owns only I/O concerns: flushing queued commands when a reply is awaited
+(which pipelines them), feeding received bytes to the reply parser, streaming
+the mail body through the transport as a pull producer (so memory stays flat
+whatever the mail size), timeouts on every wait, and the QUIT-or-close ending
+that the session asks for.  ``done`` fires with the session's result or fails
+with :class:`~msmtp_twisted.smtp.client.SMTPFailure`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import Any, Protocol
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IDelayedCall, IPullProducer, IReactorTime
+from twisted.internet.protocol import Protocol as TwistedProtocol
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from msmtp_twisted import sysexits
+from msmtp_twisted.smtp.client import (
+    RECEIVE,
+    SEND_BODY,
+    START_TLS,
+    Send,
+    SMTPFailure,
+    quit_session,
+)
+from msmtp_twisted.smtp.reply import Reply, ReplyError, ReplyReader
+
+__all__ = ["BodySource", "SessionProtocol"]
+
+#: How long QUIT may take before the connection is simply closed.
+QUIT_TIMEOUT = 10.0
+
+
+class BodySource(Protocol):
+    """The mail as it goes on the wire after DATA (CRLF, dot-stuffed)."""
+
+    def next_chunk(self) -> bytes | None:
+        """The next encoded bytes, or None at the end (without the final dot)."""
+
+    @property
+    def mailsize(self) -> int: ...
+
+
+Trace = Callable[[str, bytes], None]
+
+
+class SessionProtocol(TwistedProtocol):
+    def __init__(
+        self,
+        session: Generator[Any, Any, Any],
+        *,
+        clock: IReactorTime,
+        timeout: float | None = None,
+        body: BodySource | None = None,
+        trace: Trace | None = None,
+        start_tls: Callable[[Any], None] | None = None,
+    ) -> None:
+        self._session: Generator[Any, Any, Any] | None = session
+        self._clock = clock
+        self._timeout = timeout or None
+        self._body = body
+        self._trace = trace
+        self._start_tls = start_tls
+        self._reader = ReplyReader()
+        self._replies: deque[Reply] = deque()
+        self._outgoing: list[bytes] = []
+        self._waiting = False
+        self._timer: IDelayedCall | None = None
+        self._producer: _BodyProducer | None = None
+        self._outcome: tuple[Any, SMTPFailure | None] | None = None
+        self._quitting = False
+        self._finished = False
+        self.done: defer.Deferred[Any] = defer.Deferred()
+
+    # -- driving the session --------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self._advance(None)
+
+    def _advance(self, value: Any) -> None:
+        """Run the session until it needs a reply (or the body, or ends)."""
+        session = self._session
+        while session is not None:
+            try:
+                action = session.send(value)
+            except StopIteration as stop:
+                if self._quitting:
+                    self._close()
+                else:
+                    self._session_ended(stop.value, None)
+                return
+            except SMTPFailure as failure:
+                self._session_ended(None, failure)
+                return
+            value = None
+            if isinstance(action, Send):
+                self._outgoing.append(action.data)
+            elif action is RECEIVE:
+                self._flush()
+                if self._replies:
+                    value = self._replies.popleft()
+                    continue
+                self._waiting = True
+                self._arm_timer(self._read_timed_out)
+                return
+            elif action is SEND_BODY:
+                self._flush()
+                self._send_body()
+                return
+            elif action is START_TLS:
+                try:
+                    self._begin_tls()
+                except SMTPFailure as failure:
+                    self._fail(failure)
+                    return
+            else:  # pragma: no cover - a programming error in a session
+                raise AssertionError(f"unknown action {action!r}")
+
+    def _flush(self) -> None:
+        if not self._outgoing:
+            return
+        data = b"".join(self._outgoing)
+        self._outgoing = []
+        if self._trace:
+            self._trace("-->", data)
+        self.transport.write(data)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._session is None:
+            return  # after the end (e.g. the reply to a pipelined command we gave up on)
+        try:
+            replies = self._reader.feed(data)
+        except ReplyError as e:
+            self._fail(SMTPFailure(sysexits.EX_PROTOCOL, str(e)))
+            return
+        for reply in replies:
+            if self._trace:
+                for line in reply.lines:
+                    self._trace("<--", line.encode("utf-8", "surrogateescape") + b"\r\n")
+            self._replies.append(reply)
+        while self._waiting and self._replies:
+            self._waiting = False
+            self._cancel_timer()
+            self._advance(self._replies.popleft())
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.connected = False
+        self._cancel_timer()
+        if self._producer is not None:
+            self._producer.stop()
+            self._producer = None
+            self._set_outcome(
+                None, SMTPFailure(sysexits.EX_IOERR, "network write error: Broken pipe")
+            )
+        if self._session is not None and not self._quitting:
+            # the server went away while we waited for it (or were about to)
+            self._set_outcome(
+                None, SMTPFailure(sysexits.EX_PROTOCOL, str(self._reader.eof_error()))
+            )
+        self._session = None
+        self._finish()
+
+    # -- the body -------------------------------------------------------------
+
+    def _send_body(self) -> None:
+        assert self._body is not None, "the session asked for a body but none was given"
+        self._producer = _BodyProducer(self, self._body)
+        self._arm_timer(self._write_timed_out)
+        self.transport.registerProducer(self._producer, False)
+
+    def _body_progress(self) -> None:
+        self._arm_timer(self._write_timed_out)
+
+    def _body_done(self) -> None:
+        assert self._body is not None
+        self._cancel_timer()
+        self.transport.unregisterProducer()
+        self._producer = None
+        self._advance(self._body.mailsize)
+
+    def _body_failed(self, failure: SMTPFailure) -> None:
+        self._cancel_timer()
+        self.transport.unregisterProducer()
+        self._producer = None
+        self._fail(failure)
+
+    # -- TLS --------------------------------------------------------------------
+
+    def _begin_tls(self) -> None:
+        if self._reader.pending or self._replies:
+            # bytes after the 220 would be read as if they had come over TLS
+            raise SMTPFailure(sysexits.EX_PROTOCOL, "command STARTTLS failed")
+        if self._start_tls is None:
+            raise SMTPFailure(sysexits.EX_SOFTWARE, "support for TLS is not available")
+        self._start_tls(self.transport)
+
+    # -- timeouts ---------------------------------------------------------------
+
+    def _arm_timer(self, callback: Callable[[], None]) -> None:
+        self._cancel_timer()
+        if self._timeout:
+            self._timer = self._clock.callLater(self._timeout, callback)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _read_timed_out(self) -> None:
+        self._timer = None
+        self._fail(SMTPFailure(sysexits.EX_IOERR, "network read error: the operation timed out"))
+
+    def _write_timed_out(self) -> None:
+        self._timer = None
+        if self._producer is not None:
+            self._producer.stop()
+        self._fail(
+            SMTPFailure(sysexits.EX_IOERR, "network write error: the operation timed out")
+        )
+
+    # -- ending -------------------------------------------------------------------
+
+    def _set_outcome(self, result: Any, failure: SMTPFailure | None) -> None:
+        if self._outcome is None:
+            self._outcome = (result, failure)
+
+    def _session_ended(self, result: Any, failure: SMTPFailure | None) -> None:
+        self._session = None
+        self._waiting = False
+        self._cancel_timer()
+        self._set_outcome(result, failure)
+        if failure is None or failure.quit:
+            # as msmtp: QUIT, wait for its reply (briefly), then close
+            self._quitting = True
+            self._timeout = min(self._timeout or QUIT_TIMEOUT, QUIT_TIMEOUT)
+            self._session = quit_session()
+            self._advance(None)
+        else:
+            self._close()
+
+    def _fail(self, failure: SMTPFailure) -> None:
+        self._set_outcome(None, failure)
+        self._session = None
+        self._waiting = False
+        self._cancel_timer()
+        self._close()
+
+    def _close(self) -> None:
+        self._session = None
+        if self.transport is not None and self.connected:
+            self.transport.loseConnection()
+        else:
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        result, failure = self._outcome or (
+            None, SMTPFailure(sysexits.EX_SOFTWARE, "the session ended unexpectedly")
+        )
+        if failure is not None:
+            self.done.errback(failure)
+        else:
+            self.done.callback(result)
+
+
+@implementer(IPullProducer)
+class _BodyProducer:
+    """Writes one encoded chunk each time the transport's buffer has drained."""
+
+    def __init__(self, proto: SessionProtocol, body: BodySource) -> None:
+        self._proto = proto
+        self._body = body
+        self._stopped = False
+
+    def resumeProducing(self) -> None:
+        if self._stopped:
+            return
+        try:
+            chunk = self._body.next_chunk()
+        except OSError:
+            self._stopped = True
+            self._proto._body_failed(
+                SMTPFailure(sysexits.EX_IOERR, "input error while reading the mail")
+            )
+            return
+        if chunk is None:
+            self._stopped = True
+            self._proto._body_done()
+            return
+        if self._proto._trace:
+            self._proto._trace("-->", chunk)
+        self._proto.transport.write(chunk)
+        self._proto._body_progress()
+
+    def stopProducing(self) -> None:
+        self._stopped = True
+
+    def stop(self) -> None:
+        self._stopped = True

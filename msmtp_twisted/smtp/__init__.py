@@ -1,0 +1,1 @@
+"""The SMTP/LMTP protocol without I/O: replies, capabilities, client sessions."""

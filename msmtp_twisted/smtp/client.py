@@ -1,0 +1,340 @@
+"""The SMTP/LMTP client conversation, without I/O.
+
+Each session is a generator that yields *actions* and receives their results:
+
+- ``Send(data)``: queue a command line; nothing is awaited.
+- ``RECEIVE``: the driver flushes what was queued, then resumes the generator
+  with the next :class:`~msmtp_twisted.smtp.reply.Reply`.  Queuing several
+  ``Send`` before the first ``RECEIVE`` is how pipelining happens.
+- ``SEND_BODY``: the driver streams the encoded mail and resumes with the mail
+  size; the core never sees the body, so it can be any size.
+- ``START_TLS``: the driver starts TLS on the connection, then resumes.
+
+A session ends by returning a :class:`Delivered` result or by raising
+:class:`SMTPFailure`, which carries msmtp's message, the server's reply lines
+and the exit code.  After either, ``quit_session()`` is run if the result says
+so, exactly where msmtp sends QUIT (and where it just closes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+
+from msmtp_twisted import sysexits
+from msmtp_twisted.smtp.reply import Reply
+
+__all__ = [
+    "Capabilities",
+    "Delivered",
+    "LMTPRecipientFailure",
+    "RECEIVE",
+    "SEND_BODY",
+    "START_TLS",
+    "SMTPFailure",
+    "Send",
+    "SendmailRequest",
+    "etrn_session",
+    "hello",
+    "open_session",
+    "parse_capabilities",
+    "quit_session",
+    "sendmail_session",
+]
+
+#: msmtp sends at most this many commands before reading their replies.
+PIPELINE_LIMIT = 100
+#: msmtp refuses to send longer command lines.
+MAX_COMMAND = 4094
+
+
+@dataclass(frozen=True)
+class Send:
+    data: bytes
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+RECEIVE = _Marker("RECEIVE")
+SEND_BODY = _Marker("SEND_BODY")
+START_TLS = _Marker("START_TLS")
+
+Action = Send | _Marker
+Session = Generator[Action, object, "Delivered"]
+
+
+class SMTPFailure(Exception):
+    """The session failed; ``quit`` says whether msmtp would still send QUIT."""
+
+    def __init__(
+        self,
+        exitcode: int,
+        message: str,
+        reply: Reply | None = None,
+        *,
+        quit: bool = False,
+        lmtp_failures: Sequence[LMTPRecipientFailure] = (),
+    ) -> None:
+        super().__init__(message)
+        self.exitcode = exitcode
+        self.message = message
+        self.reply = reply
+        self.quit = quit
+        self.lmtp_failures = list(lmtp_failures)
+
+
+@dataclass(frozen=True)
+class LMTPRecipientFailure:
+    recipient: str
+    reply: Reply
+
+    @property
+    def message(self) -> str:
+        return f"the server refuses to send the mail to {self.recipient}"
+
+
+@dataclass(frozen=True)
+class Delivered:
+    reply: Reply | None  # the reply to the final dot (SMTP); None for LMTP
+    mailsize: int
+
+
+@dataclass
+class Capabilities:
+    """What the EHLO/LHLO reply offered, read the way msmtp reads it."""
+
+    starttls: bool = False
+    dsn: bool = False
+    pipelining: bool = False
+    size: int | None = None
+    auth: bool = False
+    auth_mechanisms: list[str] = field(default_factory=list)
+    etrn: bool = False
+    smtputf8: bool = False
+    lines: tuple[str, ...] = ()
+
+
+def parse_capabilities(reply: Reply) -> Capabilities:
+    caps = Capabilities(lines=reply.lines)
+    for line in reply.lines:
+        s = line[4:].upper()
+        if s.startswith("STARTTLS"):
+            caps.starttls = True
+        elif s.startswith("DSN"):
+            caps.dsn = True
+        elif s.startswith("PIPELINING"):
+            caps.pipelining = True
+        elif s.startswith("SIZE"):
+            # "SIZE" without a valid number tells nothing (RFC 1870); 0 = no limit
+            value = s[4:].strip()
+            if value.isdigit():
+                caps.size = int(value)
+        elif s.startswith(("AUTH ", "AUTH=")):  # "AUTH=" from broken old servers
+            caps.auth = True
+            for mech in s[5:].split():
+                if mech not in caps.auth_mechanisms:
+                    caps.auth_mechanisms.append(mech)
+        elif s.startswith("ETRN"):
+            caps.etrn = True
+        elif s.startswith("SMTPUTF8"):
+            caps.smtputf8 = True
+    return caps
+
+
+def command(text: str) -> Send:
+    """A command line; raises :class:`SMTPFailure` for one msmtp would refuse."""
+    if len(text) > MAX_COMMAND:
+        raise SMTPFailure(
+            sysexits.EX_DATAERR,
+            f"Cannot send command because it is longer than {MAX_COMMAND} characters. "
+            "Increase SMTP_MAXCMDLEN.",
+        )
+    return Send(text.encode("utf-8", "surrogateescape") + b"\r\n")
+
+
+def _reply(value: object) -> Reply:
+    assert isinstance(value, Reply), value
+    return value
+
+
+def greeting() -> Generator[Action, object, Reply]:
+    reply = _reply((yield RECEIVE))
+    if reply.code != 220:
+        raise SMTPFailure(
+            sysexits.EX_PROTOCOL, "cannot get initial OK message from server", reply
+        )
+    return reply
+
+
+def hello(protocol: str, domain: str) -> Generator[Action, object, Capabilities]:
+    """EHLO (falling back to HELO) or LHLO; returns the capabilities."""
+    if protocol == "lmtp":
+        yield command(f"LHLO {domain}")
+        reply = _reply((yield RECEIVE))
+        if reply.code != 250:
+            raise SMTPFailure(sysexits.EX_PROTOCOL, "command LHLO failed", reply)
+        return parse_capabilities(reply)
+    yield command(f"EHLO {domain}")
+    reply = _reply((yield RECEIVE))
+    if reply.code == 250:
+        return parse_capabilities(reply)
+    yield command(f"HELO {domain}")
+    reply = _reply((yield RECEIVE))
+    if reply.code != 250:
+        raise SMTPFailure(
+            sysexits.EX_PROTOCOL, "SMTP server does not accept EHLO or HELO commands", reply
+        )
+    return Capabilities()
+
+
+def _refused(status: int) -> int:
+    return sysexits.EX_UNAVAILABLE if 400 <= status <= 499 else sysexits.EX_DATAERR
+
+
+@dataclass(frozen=True)
+class SendmailRequest:
+    envelope_from: str
+    recipients: tuple[str, ...]
+    protocol: str = "smtp"
+    domain: str = "localhost"
+    dsn_notify: str | None = None
+    dsn_return: str | None = None
+    starttls: bool = False
+
+
+def envelope(
+    request: SendmailRequest, caps: Capabilities
+) -> Generator[Action, object, None]:
+    """MAIL, RCPT... and DATA, pipelined in groups of up to 100 when offered.
+
+    Like msmtp, a refused command ends the session at once (no QUIT), even with
+    replies to later pipelined commands still unread.
+    """
+    sender = "" if request.envelope_from.upper() == "MAILER-DAEMON" else request.envelope_from
+    mail = f"MAIL FROM:<{sender}>"
+    if request.dsn_return:
+        mail += f" RET={request.dsn_return}"
+    commands = [("MAIL", None, command(mail))]
+    for rcpt in request.recipients:
+        text = f"RCPT TO:<{rcpt}>"
+        if request.dsn_notify:
+            text += f" NOTIFY={request.dsn_notify}"
+        commands.append(("RCPT", rcpt, command(text)))
+    commands.append(("DATA", None, command("DATA")))
+    limit = PIPELINE_LIMIT if caps.pipelining else 1
+    for start in range(0, len(commands), limit):
+        group = commands[start : start + limit]
+        for _, _, send in group:
+            yield send
+        for kind, rcpt, _ in group:
+            reply = _reply((yield RECEIVE))
+            if kind == "MAIL" and reply.code != 250:
+                raise SMTPFailure(
+                    _refused(reply.code),
+                    f"envelope from address {request.envelope_from} not accepted by the server",
+                    reply,
+                )
+            if kind == "RCPT" and reply.code not in (250, 251):
+                raise SMTPFailure(
+                    _refused(reply.code),
+                    f"recipient address {rcpt} not accepted by the server",
+                    reply,
+                )
+            if kind == "DATA" and reply.code != 354:
+                raise SMTPFailure(
+                    _refused(reply.code), "the server does not accept mail data", reply
+                )
+
+
+def open_session(
+    protocol: str, domain: str, starttls: bool
+) -> Generator[Action, object, Capabilities]:
+    """Greeting, EHLO/LHLO and, when asked, STARTTLS and a second EHLO/LHLO.
+
+    Everything the server said before TLS is forgotten: only the capabilities
+    from the second hello count.
+    """
+    yield from greeting()
+    caps = yield from hello(protocol, domain)
+    if starttls:
+        if not caps.starttls:
+            raise SMTPFailure(
+                sysexits.EX_UNAVAILABLE,
+                "the server does not support TLS via the STARTTLS command",
+                quit=True,
+            )
+        yield command("STARTTLS")
+        reply = _reply((yield RECEIVE))
+        if reply.code != 220:
+            raise SMTPFailure(sysexits.EX_PROTOCOL, "command STARTTLS failed", reply)
+        yield START_TLS
+        caps = yield from hello(protocol, domain)
+    return caps
+
+
+def sendmail_session(request: SendmailRequest) -> Session:
+    """One mail, from the greeting to the reply(s) after the final dot."""
+    caps = yield from open_session(request.protocol, request.domain, request.starttls)
+    if (request.dsn_notify or request.dsn_return) and not caps.dsn:
+        raise SMTPFailure(
+            sysexits.EX_UNAVAILABLE, "the server does not support DSN", quit=True
+        )
+    yield from envelope(request, caps)
+    mailsize = yield SEND_BODY
+    assert isinstance(mailsize, int)
+    yield Send(b".\r\n")
+    if request.protocol != "lmtp":
+        reply = _reply((yield RECEIVE))
+        if reply.code != 250:
+            raise SMTPFailure(
+                sysexits.EX_UNAVAILABLE, "the server did not accept the mail", reply
+            )
+        return Delivered(reply, mailsize)
+    failures = []
+    for rcpt in request.recipients:
+        reply = _reply((yield RECEIVE))
+        if reply.code != 250:
+            failures.append(LMTPRecipientFailure(rcpt, reply))
+    if failures:
+        raise SMTPFailure(
+            sysexits.EX_UNAVAILABLE,
+            "delivery to one or more recipients failed",
+            lmtp_failures=failures,
+        )
+    return Delivered(None, mailsize)
+
+
+def etrn_session(protocol: str, domain: str, argument: str, starttls: bool = False) -> Session:
+    """``--rmqs``: one ETRN request (RFC 1985)."""
+    caps = yield from open_session(protocol, domain, starttls)
+    if not caps.etrn:
+        raise SMTPFailure(
+            sysexits.EX_UNAVAILABLE,
+            "the server does not support Remote Message Queue Starting",
+            quit=True,
+        )
+    yield command(f"ETRN {argument}")
+    reply = _reply((yield RECEIVE))
+    if reply.code in (250, 251, 252, 253):
+        return Delivered(reply, 0)
+    if reply.code in (458, 459):
+        raise SMTPFailure(
+            sysexits.EX_UNAVAILABLE, "the server is unable to fulfill the request", reply
+        )
+    if reply.code in (500, 501):
+        raise SMTPFailure(
+            sysexits.EX_DATAERR, "invalid argument for Remote Message Queue Starting", reply
+        )
+    raise SMTPFailure(sysexits.EX_PROTOCOL, "command ETRN failed", reply)
+
+
+def quit_session() -> Generator[Action, object, None]:
+    """QUIT and its reply; the caller ignores any error, as msmtp does."""
+    yield command("QUIT")
+    yield RECEIVE
