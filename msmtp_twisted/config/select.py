@@ -60,72 +60,111 @@ _CLASSES = {
 }
 
 
-def _glob_regex(pattern: str) -> str:
-    """Translate an fnmatch(3) pattern (flags 0) to a regular expression.
+class _Invalid(Exception):
+    """glibc's fnmatch(3) matches nothing with this pattern."""
+
+
+def _bracket(pattern: str, i: int) -> tuple[str, int] | None:
+    """Parse a bracket expression whose ``[`` is at ``i - 1``.
+
+    Returns (regex, index after ``]``), or None when the bracket never closes
+    and the ``[`` stands for itself; raises :class:`_Invalid` where glibc gives up.
+    """
+    n = len(pattern)
+    j = i
+    negate = j < n and pattern[j] in "!^"
+    if negate:
+        j += 1
+    items: list[str] = []
+    first = True
+    saw_class = False
+    while j < n:
+        ch = pattern[j]
+        if ch == "]" and not first:
+            if not items:  # only reversed ranges: matches nothing (or anything, negated)
+                return ("(?s:.)" if negate else "(?!)"), j + 1
+            return f"[{'^' if negate else ''}{''.join(items)}]", j + 1
+        first = False
+        if ch == "[" and pattern.startswith(".", j + 1):
+            raise _Invalid  # collating symbols: not supported by us, rare in addresses
+        if ch == "[" and pattern.startswith(":", j + 1):
+            end = pattern.find(":]", j + 2)
+            if end >= 0:
+                name = pattern[j + 2 : end]
+                if name not in _CLASSES:
+                    raise _Invalid
+                items.append(_CLASSES[name])
+                saw_class = True
+                j = end + 2
+                continue
+        if ch == "\\":
+            if j + 1 >= n:
+                raise _Invalid
+            j += 1
+            ch = pattern[j]
+        if j + 1 < n and pattern[j + 1] == "-" and j + 2 < n and pattern[j + 2] != "]":
+            hi = pattern[j + 2]
+            if hi == "\\":
+                if j + 3 >= n:
+                    raise _Invalid
+                hi = pattern[j + 3]
+                j += 1
+            if ord(hi) >= ord(ch):
+                items.append(f"{re.escape(ch)}-{re.escape(hi)}")
+            j += 3
+            continue
+        if j + 1 == n - 1 and pattern[j + 1] == "-":
+            raise _Invalid  # "[a-" never closes: glibc gives up
+        items.append(re.escape(ch))
+        j += 1
+    if saw_class:
+        raise _Invalid
+    return None
+
+
+def _glob_regex(pattern: str) -> str | None:
+    """Translate an fnmatch(3) pattern (flags 0) to a regular expression, or None
+    when glibc would match nothing with it.
 
     Unlike Python's fnmatch: ``\\`` escapes the next character, ``[^...]`` negates
-    like ``[!...]``, and POSIX classes such as ``[[:lower:]]`` work.  A ``[``
-    without its closing ``]`` matches itself, as in glibc.
+    like ``[!...]``, POSIX classes such as ``[[:lower:]]`` work, and a ``[``
+    that never closes matches itself, as in glibc.
     """
     out: list[str] = []
     i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        i += 1
-        if c == "*":
-            out.append(".*")
-        elif c == "?":
-            out.append(".")
-        elif c == "\\" and i < n:
-            out.append(re.escape(pattern[i]))
+    try:
+        while i < n:
+            c = pattern[i]
             i += 1
-        elif c == "[":
-            j = i
-            negate = j < n and pattern[j] in "!^"
-            if negate:
-                j += 1
-            items: list[str] = []
-            first = True
-            closed = False
-            while j < n:
-                ch = pattern[j]
-                if ch == "]" and not first:
-                    closed = True
-                    j += 1
-                    break
-                first = False
-                if ch == "[" and pattern.startswith(":", j + 1):
-                    end = pattern.find(":]", j + 2)
-                    name = pattern[j + 2 : end] if end >= 0 else ""
-                    if name in _CLASSES:
-                        items.append(_CLASSES[name])
-                        j = end + 2
-                        continue
-                if ch == "\\" and j + 1 < n:
-                    j += 1
-                    ch = pattern[j]
-                if j + 2 < n and pattern[j + 1] == "-" and pattern[j + 2] != "]":
-                    hi = pattern[j + 2]
-                    if ord(hi) >= ord(ch):
-                        items.append(f"{re.escape(ch)}-{re.escape(hi)}")
-                    j += 3
-                    continue
-                items.append(re.escape(ch))
-                j += 1
-            if not closed:
-                out.append(re.escape("["))
-                continue
-            body = "".join(items) or "\\x00-\\U0010ffff"
-            out.append(f"[{'^' if negate else ''}{body}]")
-            i = j
-        else:
-            out.append(re.escape(c))
-    return "(?s:" + "".join(out) + r")\Z"
+            if c == "*":
+                out.append("(?s:.*)")
+            elif c == "?":
+                out.append("(?s:.)")
+            elif c == "\\":
+                if i >= n:
+                    return None
+                out.append(re.escape(pattern[i]))
+                i += 1
+            elif c == "[":
+                parsed = _bracket(pattern, i)
+                if parsed is None:
+                    out.append(re.escape("["))
+                else:
+                    regex, i = parsed
+                    out.append(regex)
+            else:
+                out.append(re.escape(c))
+    except _Invalid:
+        return None
+    return "".join(out) + r"\Z"
 
 
 def _glob_match(pattern: str, text: str) -> bool:
+    regex = _glob_regex(pattern)
+    if regex is None:
+        return False
     try:
-        return re.match(_glob_regex(pattern), text) is not None
+        return re.match(regex, text) is not None
     except re.error:  # a pattern we cannot translate matches nothing
         return False
 

@@ -2,7 +2,7 @@
 
 It finds what msmtp needs from the headers without holding them: the
 recipients in To/Cc/Bcc (or in the first block of Resent-To/-Cc/-Bcc), the
-address in the first From (or an earlier Resent-From), and whether Date and
+address in the first From, and whether Date and
 Message-ID are present.  It is a byte-at-a-time state machine equivalent to
 msmtp's ``msmtp_read_headers``: comments, quoted strings, angle brackets,
 group syntax and folded lines are handled; CR bytes are ignored.
