@@ -257,7 +257,7 @@ def _log(out: Output, account: Account, recipients: list[str], mailsize: int | N
     if account.logfile:
         problem = log.log_to_file(account.logfile, account.logfile_time_format, line)
         if problem is not None:
-            for message in log.log_failure_messages(account.logfile, problem, line):
-                out.err(message)
+            for message in log.log_failure_messages(account.logfile, problem, line, out.prog):
+                out.stderr.write(message.encode("utf-8", "surrogateescape") + b"\n")
     if account.syslog:
         log.log_to_syslog(account.syslog, line, code != 0)
