@@ -213,7 +213,10 @@ def _tracer(out: Output) -> Any:
 
 
 def _run_session(account: Account, request: Any, body: MailBody, trace: Any) -> Any:
-    from msmtp_twisted.protocol.reactor import run_until_done
+    from msmtp_twisted.protocol.reactor import run_until_done, without_tls
+
+    if not account.tls:
+        without_tls()
     from msmtp_twisted.protocol.session import SessionProtocol
     from msmtp_twisted.smtp.client import sendmail_session
 
@@ -255,6 +258,7 @@ def _log(out: Output, account: Account, recipients: list[str], mailsize: int | N
         exitcode=code,
     )
     if account.logfile:
+        out.stdout.flush()  # "-" logs to stdout, after everything printed before
         problem = log.log_to_file(account.logfile, account.logfile_time_format, line)
         if problem is not None:
             for message in log.log_failure_messages(account.logfile, problem, line, out.prog):

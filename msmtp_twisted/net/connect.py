@@ -18,12 +18,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.internet import defer, error
-from twisted.internet.endpoints import (
-    TCP4ClientEndpoint,
-    TCP6ClientEndpoint,
-    UNIXClientEndpoint,
-)
 from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.protocol import ClientFactory
 from zope.interface import implementer
 
 from msmtp_twisted import sysexits
@@ -64,6 +60,38 @@ def blocking_getaddrinfo(host: str, port: int) -> list[AddrInfo]:
         raise ResolveError(str(e)) from None
     return [(family, sockaddr[0]) for family, _, _, _, sockaddr in infos
             if family in (socket.AF_INET, socket.AF_INET6)]
+
+
+class _OneShotFactory(ClientFactory):
+    """Connects once and reports the outcome on a Deferred.
+
+    Twisted's own client endpoints do the same, but importing
+    ``twisted.internet.endpoints`` loads OpenSSL, which a plain connection
+    must not pay for at start-up.
+    """
+
+    def __init__(self, wrapped: IProtocolFactory) -> None:
+        self._wrapped = wrapped
+        self.deferred: defer.Deferred[Any] = defer.Deferred()
+
+    def buildProtocol(self, addr: Any) -> Any:
+        protocol = self._wrapped.buildProtocol(addr)
+        if protocol is None:
+            self.deferred.errback(error.ConnectError(string="connection refused by the factory"))
+            return None
+        original = protocol.makeConnection
+
+        def makeConnection(transport: Any) -> None:
+            original(transport)
+            if not self.deferred.called:
+                self.deferred.callback(protocol)
+
+        protocol.makeConnection = makeConnection  # type: ignore[method-assign]
+        return protocol
+
+    def clientConnectionFailed(self, connector: Any, reason: Any) -> None:
+        if not self.deferred.called:
+            self.deferred.errback(reason)
 
 
 def _errno_of(failure: BaseException) -> int:
@@ -109,16 +137,17 @@ class SequentialTCPEndpoint:
                 sysexits.EX_NOHOST, f"cannot locate host {self._host}: {e.reason}"
             ) from None
         last: BaseException | None = None
-        for family, address in addresses:
-            endpoint_class = TCP6ClientEndpoint if family == socket.AF_INET6 else TCP4ClientEndpoint
-            kwargs: dict[str, Any] = {}
-            if self._timeout:
-                kwargs["timeout"] = self._timeout
-            if self._source_ip:
-                kwargs["bindAddress"] = (self._source_ip, 0)
-            endpoint = endpoint_class(self._reactor, address, self._port, **kwargs)
+        for _family, address in addresses:
+            factory = _OneShotFactory(protocolFactory)
+            self._reactor.connectTCP(
+                address,
+                self._port,
+                factory,
+                timeout=self._timeout or 30,
+                bindAddress=(self._source_ip, 0) if self._source_ip else None,
+            )
             try:
-                protocol = yield endpoint.connect(protocolFactory)
+                protocol = yield factory.deferred
             except error.ConnectError as e:
                 last = e
                 continue
@@ -145,9 +174,9 @@ class UNIXEndpoint:
     """A unix domain socket, with msmtp's error messages."""
 
     def __init__(self, reactor: Any, path: str, *, timeout: float | None = None) -> None:
+        self._reactor = reactor
         self._path = path
-        kwargs: dict[str, Any] = {"timeout": timeout} if timeout else {}
-        self._endpoint = UNIXClientEndpoint(reactor, path, **kwargs)
+        self._timeout = timeout
 
     @defer.inlineCallbacks
     def connect(self, protocolFactory: IProtocolFactory) -> Any:
@@ -155,8 +184,10 @@ class UNIXEndpoint:
             raise ConnectFailure(
                 sysexits.EX_IOERR, f"cannot connect to {self._path}: invalid argument"
             )
+        factory = _OneShotFactory(protocolFactory)
+        self._reactor.connectUNIX(self._path, factory, timeout=self._timeout or 30)
         try:
-            protocol = yield self._endpoint.connect(protocolFactory)
+            protocol = yield factory.deferred
         except error.ConnectError as e:
             number = _errno_of(e)
             if not isinstance(e, (error.ConnectionRefusedError, error.TimeoutError)):

@@ -12,6 +12,22 @@ from typing import Any
 __all__ = ["run_until_done"]
 
 
+def without_tls() -> None:
+    """Keep Twisted from loading its OpenSSL support in this process.
+
+    The reactor imports its TLS support if it can, which pulls in pyOpenSSL and
+    cryptography (about a third of our start-up time).  When an account uses
+    no TLS we make those imports fail, which Twisted handles as "no TLS
+    available".  Call before anything imports the reactor.
+    """
+    import sys
+
+    if "twisted.internet.reactor" not in sys.modules:
+        # each of these is imported inside try/except ImportError by Twisted
+        for name in ("twisted.internet._newtls", "twisted.protocols.tls", "twisted.internet.ssl"):
+            sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
 def run_until_done(start: Callable[[Any], Any]) -> Any:
     """Run ``start(reactor)`` (which returns a Deferred) to completion.
 

@@ -81,6 +81,14 @@ class SessionProtocol(TwistedProtocol):
     # -- driving the session --------------------------------------------------
 
     def connectionMade(self) -> None:
+        # We batch our writes ourselves; Nagle would hold the final dot (or a
+        # pipelined group) until the server's delayed ACK, 40 ms at a time.
+        set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_nodelay is not None:
+            try:
+                set_nodelay(True)
+            except OSError:
+                pass
         self._advance(None)
 
     def _advance(self, value: Any) -> None:
