@@ -50,6 +50,8 @@ class MailBody:
     ) -> Iterator[bytes]:
         from msmtp_twisted.message.encoder import DataEncoder
 
+        # msmtp's header reader drops every CR of the header block, bare ones too
+        head = head.replace(b"\r", b"")
         for data, part_policy in ((prepend, None), (head, policy)):
             encoder = DataEncoder(part_policy)
             yield encoder.feed(data)
