@@ -9,6 +9,7 @@ accepted; anything else tells the caller to keep the mail.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from msmtp_twisted.modes.prepare import ReadHeaders
     from msmtp_twisted.smtp.client import SMTPFailure
 
-__all__ = ["MailBody", "run_sendmail"]
+__all__ = ["MailBody", "build_body_parts", "endpoint_for", "run_sendmail"]
 
 _CHUNK = 65536
 
@@ -69,19 +70,21 @@ class MailBody:
         self._mailsize += encoder.mailsize
 
 
-def _generated_headers(account: Account, conf: CommandLine, headers: ReadHeaders,
-                       recipients: list[str], server_host: str | None) -> bytes:
+def build_body_parts(
+    account: Account, headers: ReadHeaders, recipients: list[str], envelope_from: str
+) -> tuple[bytes, Any]:
+    """The headers to prepend and the policy for the mail's own header block."""
     from msmtp_twisted.config.select import hostname
     from msmtp_twisted.message.msgid import create_msgid, rfc2822_date
-    from msmtp_twisted.message.rewrite import prepended_headers
+    from msmtp_twisted.message.rewrite import header_policy, prepended_headers
 
     scanner = headers.scanner
-    envelope_from = account.from_addr or ""
-    return prepended_headers(
+    have_from = scanner.from_address is not None
+    prepend = prepended_headers(
         envelope_from=envelope_from,
         full_name=account.from_full_name,
         set_from_header=account.set_from_header,
-        have_from=scanner.from_address is not None,
+        have_from=have_from,
         set_to_header=account.set_to_header,
         recipients=recipients,
         set_date_header=account.set_date_header,
@@ -91,14 +94,22 @@ def _generated_headers(account: Account, conf: CommandLine, headers: ReadHeaders
         msgid=lambda: create_msgid(
             envelope_from=envelope_from,
             domain=account.domain,
-            server_host=server_host,
+            server_host=account.host,
             hostname=hostname(),
         ),
-        date=lambda: rfc2822_date(__import__("time").time()),
+        date=lambda: rfc2822_date(time.time()),
     )
+    policy = header_policy(
+        set_from_header=account.set_from_header,
+        have_from=have_from,
+        set_to_header=account.set_to_header,
+        remove_bcc_headers=account.remove_bcc_headers,
+    )
+    return prepend, policy
 
 
-def _endpoint(reactor: Any, account: Account) -> Any:
+def endpoint_for(reactor: Any, account: Account, **tcp_options: Any) -> Any:
+    """The client endpoint for the account: its unix socket, or TCP to host/port."""
     from msmtp_twisted.net.connect import SequentialTCPEndpoint, UNIXEndpoint
 
     timeout = account.timeout or None
@@ -106,7 +117,8 @@ def _endpoint(reactor: Any, account: Account) -> Any:
         return UNIXEndpoint(reactor, account.socket, timeout=timeout)
     assert account.host is not None
     return SequentialTCPEndpoint(
-        reactor, account.host, account.port, timeout=timeout, source_ip=account.source_ip
+        reactor, account.host, account.port, timeout=timeout, source_ip=account.source_ip,
+        **tcp_options,
     )
 
 
@@ -129,7 +141,6 @@ def run_sendmail(
     out: Output,
     stdin: BinaryIO,
 ) -> int:
-    from msmtp_twisted.message.rewrite import header_policy
     from msmtp_twisted.smtp.client import SendmailRequest
 
     problem = _unsupported(account)
@@ -138,14 +149,7 @@ def run_sendmail(
         _report_failure(out, account, None)
         return sysexits.EX_UNAVAILABLE
 
-    scanner = headers.scanner
-    prepend = _generated_headers(account, conf, headers, recipients, account.host)
-    policy = header_policy(
-        set_from_header=account.set_from_header,
-        have_from=scanner.from_address is not None,
-        set_to_header=account.set_to_header,
-        remove_bcc_headers=account.remove_bcc_headers,
-    )
+    prepend, policy = build_body_parts(account, headers, recipients, account.from_addr or "")
     body = MailBody(prepend, headers.head, headers.rest, stdin, policy)
     request = SendmailRequest(
         envelope_from=account.from_addr or "",
@@ -232,7 +236,7 @@ def _run_session(account: Account, request: Any, body: MailBody, trace: Any) -> 
             body=body,
             trace=trace,
         )
-        endpoint = _endpoint(reactor, account)
+        endpoint = endpoint_for(reactor, account)
         d = endpoint.connect(Factory.forProtocol(lambda: proto))
         d.addCallback(lambda _: proto.done)
         return d

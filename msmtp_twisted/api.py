@@ -1,0 +1,98 @@
+"""Sending mail from a Twisted program with msmtprc accounts.
+
+::
+
+    from msmtp_twisted.api import load_account, send_mail
+
+    account = load_account("work")                     # ~/.msmtprc, as msmtp reads it
+    d = send_mail(reactor, account, "me@example.com", ["you@example.org"], message_bytes)
+    d.addCallback(lambda delivered: print(delivered.reply.text))
+
+``send_mail`` returns a Deferred that fires with
+:class:`~msmtp_twisted.smtp.client.Delivered` once the server accepted the mail
+for every recipient, and fails with
+:class:`~msmtp_twisted.smtp.client.SMTPFailure` or
+:class:`~msmtp_twisted.net.connect.ConnectFailure` otherwise; both carry
+msmtp's message and exit code.  The message goes through the same header
+handling as ``msmtp`` (Bcc removed, From/Date/Message-ID added as the account
+says).  The reactor is a parameter; nothing here touches a global one.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.protocol import Factory
+
+from msmtp_twisted.config.account import Account
+from msmtp_twisted.config.files import load_accounts
+from msmtp_twisted.config.select import complete_account
+from msmtp_twisted.smtp.client import Delivered, SendmailRequest, sendmail_session
+
+__all__ = ["Delivered", "load_account", "send_mail"]
+
+
+class AccountNotFound(LookupError):
+    pass
+
+
+def load_account(name: str = "default", *, config_file: str | None = None) -> Account:
+    """Account ``name`` from the system and user configuration files, completed
+    (default port, ``%`` substitutions, checks) as msmtp completes it.
+
+    Raises :class:`~msmtp_twisted.config.parser.ConfigError`,
+    :class:`AccountNotFound` or :class:`~msmtp_twisted.config.select.SelectError`.
+    """
+    loaded = load_accounts(config_file)
+    found = loaded.find(name)
+    if found is None:
+        raise AccountNotFound(f"account {name} not found")
+    account = found.copy()
+    complete_account(account, sendmail=True, pretend=True)
+    return account
+
+
+def send_mail(
+    reactor: Any,
+    account: Account,
+    envelope_from: str | None,
+    recipients: Sequence[str],
+    message: bytes,
+    *,
+    resolver: Any = None,
+) -> defer.Deferred[Delivered]:
+    """Send ``message`` (a complete mail, LF or CRLF line ends) to ``recipients``.
+
+    ``envelope_from`` None means the account's ``from``.  ``resolver`` is
+    passed to the TCP endpoint (see :mod:`msmtp_twisted.net.connect`); the
+    default resolves with a blocking getaddrinfo.
+    """
+    from msmtp_twisted.modes.prepare import read_headers
+    from msmtp_twisted.modes.sendmail import MailBody, build_body_parts, endpoint_for
+    from msmtp_twisted.protocol.session import SessionProtocol
+
+    if account.tls or account.auth_mech is not None:
+        return defer.fail(NotImplementedError("TLS and authentication are not available yet"))
+    sender = envelope_from if envelope_from is not None else (account.from_addr or "")
+    stream = io.BytesIO(message)
+    headers = read_headers(stream, want_recipients=False)
+    prepend, policy = build_body_parts(account, headers, list(recipients), sender)
+    body = MailBody(prepend, headers.head, headers.rest, stream, policy)
+    request = SendmailRequest(
+        envelope_from=sender,
+        recipients=tuple(recipients),
+        protocol=account.protocol,
+        domain=account.domain,
+        dsn_notify=account.dsn_notify,
+        dsn_return=account.dsn_return,
+    )
+    proto = SessionProtocol(
+        sendmail_session(request), clock=reactor, timeout=account.timeout or None, body=body
+    )
+    kwargs = {"resolve": resolver} if resolver is not None else {}
+    d = endpoint_for(reactor, account, **kwargs).connect(Factory.forProtocol(lambda: proto))
+    d.addCallback(lambda _: proto.done)
+    return d
