@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# recording/hostile SMTP servers, delay proxy, msmtp runners
+pytest_plugins = ["tests.servers.fixtures"]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
