@@ -46,7 +46,7 @@ END_OF_DATA = b".\r\n"
 
 _CR = 0x0D
 _DOT = 0x2E
-_PREFIX_LEN = 5  # len(b"from:"), the longest name to match
+_PREFIX_LEN = 11  # len(b"resent-bcc:"), the longest name we may drop
 _EMPTY_LINES = (b"\n", b"\r\n")
 _BLANK = (0x20, 0x09)
 
@@ -179,6 +179,8 @@ def _drop_names(policy: HeaderPolicy | None) -> tuple[bytes, ...]:
         (policy.keep_to, b"to:"),
         (policy.keep_cc, b"cc:"),
         (policy.keep_bcc, b"bcc:"),
+        # msmtp 1.8.23 leaves Resent-Bcc in the mail, leaking the blind copies
+        (policy.keep_bcc, b"resent-bcc:"),
     )
     return tuple(name for keep, name in names if not keep)
 
