@@ -1,0 +1,200 @@
+"""Drop-in replacements for ``twisted.mail.smtp``'s sender factories and ``sendmail``.
+
+Code written for Twisted's mail client (Buildbot's MailNotifier, for one)
+builds ``ESMTPSenderFactory(...)`` or ``SMTPSenderFactory(...)`` and hands it
+to ``reactor.connectTCP``; switching the import to this module is enough::
+
+    from msmtp_twisted.protocol.compat import ESMTPSenderFactory
+
+What changes underneath: our sans-IO client (pipelining, DSN-capable, LMTP,
+correct dot-stuffing and CRLF handling, EHLO capabilities kept), one attempt
+instead of five retries, and a result Deferred that always fires, also when the
+connection drops.  On success the Deferred fires as Twisted's does, with
+``(number_of_accepted_recipients, [(address, code, response), ...])``; on
+failure with :class:`~msmtp_twisted.smtp.client.SMTPFailure`.
+
+TLS and authentication arrive with the TLS and authentication issues; until
+then a factory that would need them fails its Deferred with a clear
+SMTPFailure instead of sending anything in clear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import IO, Any
+
+from twisted.internet import defer
+from twisted.internet.protocol import ClientFactory
+
+from msmtp_twisted import sysexits
+from msmtp_twisted.smtp.client import Delivered, SendmailRequest, SMTPFailure, sendmail_session
+
+__all__ = ["ESMTPSenderFactory", "SMTPSenderFactory", "sendmail"]
+
+
+class _FileBody:
+    """A message from a file object, CRLF-converted and dot-stuffed, streamed."""
+
+    def __init__(self, file: IO[bytes] | IO[str]) -> None:
+        from msmtp_twisted.message.encoder import DataEncoder
+
+        self._file = file
+        self._encoder = DataEncoder(None)
+        self._done = False
+
+    @property
+    def mailsize(self) -> int:
+        return self._encoder.mailsize
+
+    def next_chunk(self) -> bytes | None:
+        if self._done:
+            return None
+        data = self._file.read(65536)
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if data:
+            return self._encoder.feed(data) or b""
+        self._done = True
+        return self._encoder.finish() or None
+
+
+def _as_list(addresses: str | bytes | Sequence[str | bytes]) -> list[str]:
+    if isinstance(addresses, (str, bytes)):
+        addresses = [addresses]
+    return [a.decode() if isinstance(a, bytes) else str(a) for a in addresses]
+
+
+class SMTPSenderFactory(ClientFactory):
+    """Same constructor as ``twisted.mail.smtp.SMTPSenderFactory``."""
+
+    def __init__(
+        self,
+        fromEmail: str | bytes,
+        toEmail: str | bytes | Sequence[str | bytes],
+        file: IO[bytes] | IO[str],
+        deferred: defer.Deferred[Any],
+        retries: int = 5,
+        timeout: float | None = None,
+    ) -> None:
+        self.fromEmail = fromEmail.decode() if isinstance(fromEmail, bytes) else fromEmail
+        self.toEmail = _as_list(toEmail)
+        self.file = file
+        self.result = deferred
+        self.timeout = timeout
+        self.domain = "localhost"
+        self._clock: Any = None
+        self._proto: Any = None
+
+    def _problem(self) -> str | None:
+        return None
+
+    def buildProtocol(self, addr: Any) -> Any:
+        from msmtp_twisted.protocol.session import SessionProtocol
+
+        problem = self._problem()
+        request = SendmailRequest(
+            envelope_from=self.fromEmail, recipients=tuple(self.toEmail), domain=self.domain
+        )
+        clock = self._clock
+        if clock is None:
+            from twisted.internet import reactor as clock  # application default
+        proto = SessionProtocol(
+            _refuse(problem) if problem else sendmail_session(request),
+            clock=clock,
+            timeout=self.timeout,
+            body=_FileBody(self.file),
+        )
+        proto.done.addCallbacks(self._delivered, self._failed)
+        self._proto = proto
+        return proto
+
+    def _delivered(self, delivered: Delivered) -> None:
+        reply = delivered.reply
+        code = reply.code if reply is not None else 250
+        text = reply.text.encode("utf-8", "surrogateescape") if reply is not None else b""
+        if not self.result.called:
+            self.result.callback((len(self.toEmail), [(a, code, text) for a in self.toEmail]))
+
+    def _failed(self, failure: Any) -> None:
+        if not self.result.called:
+            self.result.errback(failure)
+
+    def clientConnectionFailed(self, connector: Any, reason: Any) -> None:
+        if not self.result.called:
+            self.result.errback(reason)
+
+
+class ESMTPSenderFactory(SMTPSenderFactory):
+    """Same constructor as ``twisted.mail.smtp.ESMTPSenderFactory``."""
+
+    def __init__(
+        self,
+        username: str | bytes | None,
+        password: str | bytes | None,
+        fromEmail: str | bytes,
+        toEmail: str | bytes | Sequence[str | bytes],
+        file: IO[bytes] | IO[str],
+        deferred: defer.Deferred[Any],
+        retries: int = 5,
+        timeout: float | None = None,
+        contextFactory: Any = None,
+        heloFallback: bool = False,
+        requireAuthentication: bool = True,
+        requireTransportSecurity: bool = True,
+        hostname: str | bytes | None = None,
+    ) -> None:
+        super().__init__(fromEmail, toEmail, file, deferred, retries, timeout)
+        self.username = username
+        self.password = password
+        self.contextFactory = contextFactory
+        self.heloFallback = heloFallback
+        self.requireAuthentication = requireAuthentication
+        self.requireTransportSecurity = requireTransportSecurity
+        if hostname:
+            self.domain = hostname.decode() if isinstance(hostname, bytes) else hostname
+
+    def _problem(self) -> str | None:
+        if self.requireTransportSecurity or self.contextFactory is not None:
+            return "TLS is not implemented yet in this version"
+        if self.requireAuthentication or self.username:
+            return "authentication is not implemented yet in this version"
+        return None
+
+
+def _refuse(message: str) -> Any:
+    raise SMTPFailure(sysexits.EX_UNAVAILABLE, message)
+    yield  # pragma: no cover - makes this a generator
+
+
+def sendmail(
+    smtphost: str | bytes,
+    from_addr: str | bytes,
+    to_addrs: str | bytes | Sequence[str | bytes],
+    msg: bytes | str | IO[bytes],
+    senderDomainName: str | None = None,
+    port: int = 25,
+    reactor: Any = None,
+    username: str | bytes | None = None,
+    password: str | bytes | None = None,
+    requireAuthentication: bool = False,
+    requireTransportSecurity: bool = False,
+) -> defer.Deferred[Any]:
+    """Same signature and result as ``twisted.mail.smtp.sendmail``."""
+    import io
+
+    if reactor is None:
+        from twisted.internet import reactor  # application default, as Twisted does
+    if isinstance(msg, str):
+        msg = msg.encode("utf-8")
+    file = io.BytesIO(msg) if isinstance(msg, bytes) else msg
+    d: defer.Deferred[Any] = defer.Deferred()
+    factory = ESMTPSenderFactory(
+        username, password, from_addr, to_addrs, file, d,
+        requireAuthentication=requireAuthentication,
+        requireTransportSecurity=requireTransportSecurity,
+        hostname=senderDomainName,
+    )
+    factory._clock = reactor
+    host = smtphost.decode() if isinstance(smtphost, bytes) else smtphost
+    reactor.connectTCP(host, port, factory)
+    return d
