@@ -154,3 +154,28 @@ def test_resent_bcc_is_not_leaked(server_factory, run_real_msmtp, msmtp_runner,
     assert "RCPT TO:<hidden@x.org>" in ours_cmds
     assert b"Resent-Bcc" in real_data[0]
     assert ours_data[0] == real_data[0].replace(b"Resent-Bcc: hidden@x.org\r\n", b"")
+
+
+def _normalized_trace(text: str) -> str:
+    text = re.sub(r"msmtprc-\d+", "msmtprc-N", text)
+    text = re.sub(r"(?m)^port = \d+$", "port = P", text)
+    text = re.sub(r"(?m)^(--> (?:Date|Message-ID): ).*$", r"\1<masked>", text)
+    return re.sub(r"(?m)^(<-- 250 2\.0\.0 Ok: queued as )\S+", r"\1ID", text)
+
+
+@pytest.mark.parametrize("args", [["-d", "a@x.org"], ["-v", "-t"]])
+def test_same_debug_output(args, server_factory, msmtp_runner, real_msmtp,
+                           tmp_path: Path) -> None:
+    """-d/-v print the settings, then every line sent and received."""
+    from tests.servers.recording import RecordingServer
+
+    mail = b"To: b@x.org\nSubject: trace\n\n.dot\nbody\n"
+    results = []
+    for command, env in ((["/usr/bin/msmtp"], {}), (ours_command(), ours_env({}))):
+        server = server_factory(RecordingServer)
+        results.append(msmtp_runner(command, env=env)(server, args, input=mail))
+        server.wait_idle()
+    real, ours = results
+    assert (ours.returncode, ours.stderr) == (real.returncode, real.stderr)
+    assert "<-- 220" in ours.stdout and "--> ..dot" in ours.stdout
+    assert _normalized_trace(ours.stdout) == _normalized_trace(real.stdout)
