@@ -70,8 +70,9 @@ def send_mail(
     passed to the TCP endpoint (see :mod:`msmtp_twisted.net.connect`); the
     default resolves with a blocking getaddrinfo.
     """
+    from msmtp_twisted.modes.common import endpoint_for
     from msmtp_twisted.modes.prepare import read_headers
-    from msmtp_twisted.modes.sendmail import MailBody, build_body_parts, endpoint_for
+    from msmtp_twisted.modes.sendmail import MailBody, build_body_parts
     from msmtp_twisted.protocol.session import SessionProtocol
 
     if account.tls or account.auth_mech is not None:

@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.config.account import Account
-from msmtp_twisted.text import sanitize
 
 if TYPE_CHECKING:
     from msmtp_twisted.cli import CommandLine, Output
     from msmtp_twisted.modes.prepare import ReadHeaders
-    from msmtp_twisted.smtp.client import SMTPFailure
 
-__all__ = ["MailBody", "build_body_parts", "endpoint_for", "run_sendmail"]
+__all__ = ["MailBody", "build_body_parts", "run_sendmail"]
 
 _CHUNK = 65536
 
@@ -108,31 +106,6 @@ def build_body_parts(
     return prepend, policy
 
 
-def endpoint_for(reactor: Any, account: Account, **tcp_options: Any) -> Any:
-    """The client endpoint for the account: its unix socket, or TCP to host/port."""
-    from msmtp_twisted.net.connect import SequentialTCPEndpoint, UNIXEndpoint
-
-    timeout = account.timeout or None
-    if account.socket is not None:
-        return UNIXEndpoint(reactor, account.socket, timeout=timeout)
-    assert account.host is not None
-    return SequentialTCPEndpoint(
-        reactor, account.host, account.port, timeout=timeout, source_ip=account.source_ip,
-        **tcp_options,
-    )
-
-
-def _unsupported(account: Account) -> str | None:
-    """Features whose issues have not landed yet: refuse clearly, never send in clear."""
-    if account.tls:
-        return "TLS is not implemented yet in this version"
-    if account.auth_mech is not None:
-        return "authentication is not implemented yet in this version"
-    if account.proxy_host is not None and account.socket is None:
-        return "SOCKS proxies are not implemented yet in this version"
-    return None
-
-
 def run_sendmail(
     conf: CommandLine,
     account: Account,
@@ -141,12 +114,20 @@ def run_sendmail(
     out: Output,
     stdin: BinaryIO,
 ) -> int:
-    from msmtp_twisted.smtp.client import SendmailRequest
+    from msmtp_twisted.modes.common import (
+        print_failure,
+        print_outcome_failure,
+        report_failure,
+        run_account_session,
+        tracer,
+        unsupported,
+    )
+    from msmtp_twisted.smtp.client import SendmailRequest, sendmail_session
 
-    problem = _unsupported(account)
+    problem = unsupported(account)
     if problem is not None:
         out.err(problem)
-        _report_failure(out, account, None)
+        report_failure(out, account, None)
         return sysexits.EX_UNAVAILABLE
 
     prepend, policy = build_body_parts(account, headers, recipients, account.from_addr or "")
@@ -159,8 +140,8 @@ def run_sendmail(
         dsn_notify=account.dsn_notify,
         dsn_return=account.dsn_return,
     )
-    trace = _tracer(out) if conf.debug else None
-    outcome = _run_session(account, request, body, trace)
+    trace = tracer(out) if conf.debug else None
+    outcome = run_account_session(account, sendmail_session(request), body=body, trace=trace)
 
     from msmtp_twisted.net.connect import ConnectFailure
     from msmtp_twisted.smtp.client import Delivered, SMTPFailure
@@ -173,75 +154,17 @@ def run_sendmail(
             reply_lines = list(outcome.reply.lines)
     elif isinstance(outcome, SMTPFailure):
         code = outcome.exitcode
-        _print_smtp_failure(out, account, outcome)
+        print_failure(out, account, outcome)
         errormsg = outcome.message
         if outcome.reply is not None:
             reply_lines = list(outcome.reply.lines)
     else:
         assert isinstance(outcome, ConnectFailure)
-        code = outcome.exitcode
-        out.err(sanitize(outcome.message))
-        _report_failure(out, account, None)
+        code = print_outcome_failure(out, account, outcome)
         errormsg = outcome.message
     _log(out, account, recipients, body.mailsize if code == 0 else None,
          reply_lines, errormsg, code)
     return code
-
-
-def _report_failure(out: Output, account: Account, what: str | None) -> None:
-    tail = what or "could not send mail"
-    if account.id and account.conffile:
-        out.err(f"{tail} (account {account.id} from {account.conffile})")
-    else:
-        out.err(tail)
-
-
-def _print_smtp_failure(out: Output, account: Account, failure: SMTPFailure) -> None:
-    if failure.lmtp_failures:
-        for item in failure.lmtp_failures:
-            out.err(sanitize(item.message))
-            for line in item.reply.lines:
-                out.err(f"LMTP server message: {sanitize(line)}")
-        _report_failure(out, account, "could not send mail to all recipients")
-        return
-    out.err(sanitize(failure.message))
-    if failure.reply is not None:
-        for line in failure.reply.lines:
-            out.err(f"server message: {sanitize(line)}")
-    _report_failure(out, account, None)
-
-
-def _tracer(out: Output) -> Any:
-    def trace(direction: str, data: bytes) -> None:
-        for line in data.splitlines(keepends=True):
-            out.stdout.write(direction.encode() + b" " + line)
-    return trace
-
-
-def _run_session(account: Account, request: Any, body: MailBody, trace: Any) -> Any:
-    from msmtp_twisted.protocol.reactor import run_until_done, without_tls
-
-    if not account.tls:
-        without_tls()
-    from msmtp_twisted.protocol.session import SessionProtocol
-    from msmtp_twisted.smtp.client import sendmail_session
-
-    def start(reactor: Any) -> Any:
-        from twisted.internet.protocol import Factory
-
-        proto = SessionProtocol(
-            sendmail_session(request),
-            clock=reactor,
-            timeout=account.timeout or None,
-            body=body,
-            trace=trace,
-        )
-        endpoint = endpoint_for(reactor, account)
-        d = endpoint.connect(Factory.forProtocol(lambda: proto))
-        d.addCallback(lambda _: proto.done)
-        return d
-
-    return run_until_done(start)
 
 
 def _log(out: Output, account: Account, recipients: list[str], mailsize: int | None,

@@ -40,6 +40,7 @@ __all__ = [
     "parse_capabilities",
     "quit_session",
     "sendmail_session",
+    "serverinfo_session",
 ]
 
 #: msmtp sends at most this many commands before reading their replies.
@@ -118,6 +119,12 @@ class Capabilities:
     etrn: bool = False
     smtputf8: bool = False
     lines: tuple[str, ...] = ()
+    auth_lines: list[str] = field(default_factory=list)
+
+    def auth_offers(self, mechanism: str) -> bool:
+        """msmtp's test: the name appears anywhere in an AUTH line (so "SCRAM-SHA-1"
+        is found in "SCRAM-SHA-1-PLUS" too)."""
+        return any(mechanism in line for line in self.auth_lines)
 
 
 def parse_capabilities(reply: Reply) -> Capabilities:
@@ -137,6 +144,7 @@ def parse_capabilities(reply: Reply) -> Capabilities:
                 caps.size = int(value)
         elif s.startswith(("AUTH ", "AUTH=")):  # "AUTH=" from broken old servers
             caps.auth = True
+            caps.auth_lines.append(s[5:])
             for mech in s[5:].split():
                 if mech not in caps.auth_mechanisms:
                     caps.auth_mechanisms.append(mech)
@@ -252,15 +260,21 @@ def envelope(
                 )
 
 
+@dataclass(frozen=True)
+class SessionStart:
+    greeting: Reply
+    capabilities: Capabilities
+
+
 def open_session(
     protocol: str, domain: str, starttls: bool
-) -> Generator[Action, object, Capabilities]:
+) -> Generator[Action, object, SessionStart]:
     """Greeting, EHLO/LHLO and, when asked, STARTTLS and a second EHLO/LHLO.
 
     Everything the server said before TLS is forgotten: only the capabilities
     from the second hello count.
     """
-    yield from greeting()
+    welcome = yield from greeting()
     caps = yield from hello(protocol, domain)
     if starttls:
         if not caps.starttls:
@@ -275,12 +289,13 @@ def open_session(
             raise SMTPFailure(sysexits.EX_PROTOCOL, "command STARTTLS failed", reply)
         yield START_TLS
         caps = yield from hello(protocol, domain)
-    return caps
+    return SessionStart(welcome, caps)
 
 
 def sendmail_session(request: SendmailRequest) -> Session:
     """One mail, from the greeting to the reply(s) after the final dot."""
-    caps = yield from open_session(request.protocol, request.domain, request.starttls)
+    start = yield from open_session(request.protocol, request.domain, request.starttls)
+    caps = start.capabilities
     if (request.dsn_notify or request.dsn_return) and not caps.dsn:
         raise SMTPFailure(
             sysexits.EX_UNAVAILABLE, "the server does not support DSN", quit=True
@@ -312,7 +327,7 @@ def sendmail_session(request: SendmailRequest) -> Session:
 
 def etrn_session(protocol: str, domain: str, argument: str, starttls: bool = False) -> Session:
     """``--rmqs``: one ETRN request (RFC 1985)."""
-    caps = yield from open_session(protocol, domain, starttls)
+    caps = (yield from open_session(protocol, domain, starttls)).capabilities
     if not caps.etrn:
         raise SMTPFailure(
             sysexits.EX_UNAVAILABLE,
@@ -332,6 +347,12 @@ def etrn_session(protocol: str, domain: str, argument: str, starttls: bool = Fal
             sysexits.EX_DATAERR, "invalid argument for Remote Message Queue Starting", reply
         )
     raise SMTPFailure(sysexits.EX_PROTOCOL, "command ETRN failed", reply)
+
+
+def serverinfo_session(protocol: str, domain: str, starttls: bool = False) -> Session:
+    """``--serverinfo``: what the server says about itself."""
+    start = yield from open_session(protocol, domain, starttls)
+    return start  # type: ignore[return-value]
 
 
 def quit_session() -> Generator[Action, object, None]:
