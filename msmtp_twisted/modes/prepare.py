@@ -140,8 +140,8 @@ def prepare(
 
         assert headers is not None
         return run_sendmail(conf, account, recipients, headers, out, stdin)
-    # Server information and queue starting arrive with later issues; until
-    # then say so instead of pretending.
-    mode = "serverinfo" if conf.serverinfo else "rmqs"
-    out.err(f"{mode} mode is not implemented yet in this version")
-    return sysexits.EX_UNAVAILABLE
+    from msmtp_twisted.modes.serverinfo import run_rmqs, run_serverinfo
+
+    if conf.serverinfo:
+        return run_serverinfo(conf, account, out)
+    return run_rmqs(conf, account, out)
