@@ -41,7 +41,7 @@ class S(IntEnum):
 
 
 _RESENT = b"esent-"  # after the "r" that started the line
-_NAMES = {"date": b"date:", "msgid": b"message-id:", "from": b"from"}
+_NAMES = {"date": b"date:", "msgid": b"message-id:", "from": b"from", "resent_from": b"from"}
 _ADDR_STATES = (S.ADDRHDR_IN_ADDRESS, S.ADDRHDR_IN_BRACKETS)
 _NO_COLLECT_AFTER = (S.ADDRHDR_PARENTH_START, S.ADDRHDR_IN_PARENTH, S.LINESTART_AFTER_ADDRHDR)
 
@@ -72,6 +72,10 @@ class HeaderScanner:
         self.have_msgid = False
         self.from_hdr = -1  # -1 before, 0 inside, 1 after the first From:
         self.from_address: str | None = None
+        # Resent-From before any From (manual: --read-envelope-from and %F use it)
+        self._rfrom_hdr = -1
+        self.resent_from_address: str | None = None
+        self._resent_for_rcpt = False
         self._resent_index = -1
         self._resent_block = -1  # -1 before, 0 inside, 1 after the first Resent- block
         self._match_name = b""
@@ -86,6 +90,14 @@ class HeaderScanner:
         self._resent: list[str] = []
 
     # -- results ----------------------------------------------------------
+
+    @property
+    def sender_address(self) -> str | None:
+        """The address ``--read-envelope-from`` and ``%F`` use: a Resent-From that
+        comes before any From, else the From address (msmtp >= 1.8.26, the manual)."""
+        if self.resent_from_address is not None:
+            return self.resent_from_address
+        return self.from_address
 
     @property
     def recipients(self) -> list[str]:
@@ -116,6 +128,8 @@ class HeaderScanner:
         self.state = S.HEADERS_END
         if self.from_hdr == 0:
             self.from_address = ""
+        if self._rfrom_hdr == 0:
+            self.resent_from_address = ""
 
     # -- the machine --------------------------------------------------------
 
@@ -143,12 +157,17 @@ class HeaderScanner:
                 return S.CC
             if lc == ord("b"):
                 return S.BCC1
-            if self._resent_block <= 0 and lc == ord("r"):
+        if lc == ord("r"):
+            self._resent_for_rcpt = self.want_recipients and self._resent_block <= 0
+            if self._resent_for_rcpt or self._want_resent_from():
                 self._resent_index = 0
                 return S.RESENT
         if c == 10:
             return S.HEADERS_END
         return S.OTHER_HDR
+
+    def _want_resent_from(self) -> bool:
+        return self.want_from and self.from_hdr < 0 and self._rfrom_hdr < 0
 
     def _leave_resent_block(self) -> None:
         if self._resent_block == 0 and self._resent_index != 6:
@@ -169,6 +188,12 @@ class HeaderScanner:
                     finish = True
                 elif self.from_hdr == 0:
                     self.from_hdr = -1  # the From: header was empty
+                elif self._rfrom_hdr == 0:
+                    self._rfrom_hdr = -1
+            elif self._rfrom_hdr == 0 and self._resent_block == 0:
+                # msmtp reads Resent-From as an unknown header, whose folded
+                # continuation line ends the Resent- block
+                self._resent_block = 1
             if c in (32, 9):
                 st = self._folded_save
             else:
@@ -179,16 +204,19 @@ class HeaderScanner:
                 st = S.LINESTART_FRESH
         elif st == S.RESENT:
             idx = self._resent_index
+            rcpt = self._resent_for_rcpt
             if idx < 6 and lc == _RESENT[idx]:
-                if idx == 5 and self._resent_block == -1:
+                if idx == 5 and rcpt and self._resent_block == -1:
                     self._resent_block = 0
                 self._resent_index += 1
-            elif idx == 6 and lc == ord("t"):
+            elif idx == 6 and rcpt and lc == ord("t"):
                 st = S.TO
-            elif idx == 6 and lc == ord("c"):
+            elif idx == 6 and rcpt and lc == ord("c"):
                 st = S.CC
-            elif idx == 6 and lc == ord("b"):
+            elif idx == 6 and rcpt and lc == ord("b"):
                 st = S.BCC1
+            elif idx == 6 and lc == ord("f") and self._want_resent_from():
+                st = self._start_match("resent_from", c)
             elif c == 10:
                 st = S.LINESTART_FRESH
             else:
@@ -206,6 +234,9 @@ class HeaderScanner:
                     elif self._match_what == "msgid":
                         self.have_msgid = True
                         st = S.OTHER_HDR
+                    elif self._match_what == "resent_from":
+                        self._rfrom_hdr = 0
+                        st = S.ADDRHDR_ALMOST
                     else:
                         self.from_hdr = 0
                         st = S.ADDRHDR_ALMOST
@@ -234,6 +265,8 @@ class HeaderScanner:
         elif st == S.ADDRHDR_ALMOST:
             if self.from_hdr == 0 and c != 58:
                 self.from_hdr = -1
+            if self._rfrom_hdr == 0 and c != 58:
+                self._rfrom_hdr = -1
             if c == 58:  # ':'
                 st = S.ADDRHDR_DEFAULT
             elif c == 10:
@@ -366,6 +399,8 @@ class HeaderScanner:
             self.done = True
             if self.from_hdr == 0:
                 self.from_address = ""
+            if self._rfrom_hdr == 0:
+                self.resent_from_address = ""
 
     def _finish_current(self) -> None:
         if self._current is None:
@@ -376,6 +411,9 @@ class HeaderScanner:
         if self.from_hdr == 0:
             self.from_address = address
             self.from_hdr = 1
+        elif self._rfrom_hdr == 0:
+            self.resent_from_address = address
+            self._rfrom_hdr = 1
         elif self.want_recipients and self._resent_block == 0:
             self._resent.append(address)
         elif self.want_recipients:

@@ -69,7 +69,7 @@ def prepare(
         except OSError:
             out.err("input error while reading the mail")
             return sysexits.EX_IOERR
-        header_from = headers.scanner.from_address
+        header_from = headers.scanner.sender_address
         if conf.read_recipients:
             recipients = recipients + headers.scanner.recipients
         if conf.read_envelope_from:
