@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any, Protocol
 
-from twisted.internet import defer
+from twisted.internet import defer, error
 from twisted.internet.interfaces import IDelayedCall, IPullProducer, IReactorTime
 from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.python.failure import Failure
@@ -160,17 +160,26 @@ class SessionProtocol(TwistedProtocol):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.connected = False
         self._cancel_timer()
+        # Twisted keeps no errno.  A clean EOF means the server sent a FIN: a write
+        # after it fails with EPIPE, a read sees the end of the stream.  Anything else
+        # is a read/write error, in practice a TCP RST without a FIN first: ECONNRESET.
+        clean = reason is None or reason.check(error.ConnectionDone) is not None
         if self._producer is not None:
             self._producer.stop()
             self._producer = None
+            what = "Broken pipe" if clean else "Connection reset by peer"
             self._set_outcome(
-                None, SMTPFailure(sysexits.EX_IOERR, "network write error: Broken pipe")
+                None, SMTPFailure(sysexits.EX_IOERR, f"network write error: {what}")
             )
         if self._session is not None and not self._quitting:
             # the server went away while we waited for it (or were about to)
-            self._set_outcome(
-                None, SMTPFailure(sysexits.EX_PROTOCOL, str(self._reader.eof_error()))
-            )
+            if clean:
+                failure = SMTPFailure(sysexits.EX_PROTOCOL, str(self._reader.eof_error()))
+            else:
+                failure = SMTPFailure(
+                    sysexits.EX_IOERR, "network read error: Connection reset by peer"
+                )
+            self._set_outcome(None, failure)
         self._session = None
         self._finish()
 
@@ -228,9 +237,11 @@ class SessionProtocol(TwistedProtocol):
         self._timer = None
         if self._producer is not None:
             self._producer.stop()
-        self._fail(
-            SMTPFailure(sysexits.EX_IOERR, "network write error: the operation timed out")
-        )
+        # msmtp writes the mail line by line; when the server stops reading, the line
+        # that fills the socket buffer goes out in part and send() returns short after
+        # the timeout: msmtp then says just "network write error".  A graceful close
+        # would wait for ever for our buffered data to go out, so drop it.
+        self._fail(SMTPFailure(sysexits.EX_IOERR, "network write error"), abort=True)
 
     # -- ending -------------------------------------------------------------------
 
@@ -252,17 +263,20 @@ class SessionProtocol(TwistedProtocol):
         else:
             self._close()
 
-    def _fail(self, failure: SMTPFailure) -> None:
+    def _fail(self, failure: SMTPFailure, *, abort: bool = False) -> None:
         self._set_outcome(None, failure)
         self._session = None
         self._waiting = False
         self._cancel_timer()
-        self._close()
+        self._close(abort=abort)
 
-    def _close(self) -> None:
+    def _close(self, *, abort: bool = False) -> None:
         self._session = None
         if self.transport is not None and self.connected:
-            self.transport.loseConnection()
+            if abort:
+                self.transport.abortConnection()
+            else:
+                self.transport.loseConnection()
         else:
             self._finish()
 
