@@ -18,6 +18,8 @@ __all__ = [
     "print_failure",
     "report_failure",
     "run_account_session",
+    "tls_printer",
+    "tls_warnings",
     "tracer",
     "unsupported",
 ]
@@ -39,8 +41,6 @@ def endpoint_for(reactor: Any, account: Account, **tcp_options: Any) -> Any:
 
 def unsupported(account: Account) -> str | None:
     """Features whose issues have not landed yet: refuse clearly, never send in clear."""
-    if account.tls:
-        return "TLS is not implemented yet in this version"
     if account.auth_mech is not None:
         return "authentication is not implemented yet in this version"
     if account.proxy_host is not None and account.socket is None:
@@ -78,24 +78,81 @@ def tracer(out: Output) -> Any:
     return trace
 
 
+def tls_printer(out: Output) -> Any:
+    """For ``-d``: print the TLS session and certificate the way msmtp's
+    mtls_print_info() does, once the certificate is verified."""
+    def print_info(info: Any) -> None:
+        for line in info.lines():
+            out.out(line)
+    return print_info
+
+
+def tls_warnings(out: Output, account: Account) -> None:
+    """Warnings about deprecated TLS settings (only when TLS is on)."""
+    if not account.tls:
+        return
+    from msmtp_twisted.net.tls import TLSOptions
+
+    for warning in TLSOptions.from_account(account).warnings():
+        out.err(warning)
+
+
 def run_account_session(account: Account, session: Any, *, body: Any = None,
-                        trace: Any = None) -> Any:
+                        trace: Any = None, tls_info: Any = None,
+                        tls_first: bool = True) -> Any:
     """Connect as the account says and run ``session``; returns its result or the
-    failure (SMTPFailure, ConnectFailure) as a value."""
+    failure (SMTPFailure, ConnectFailure, TLSFailure) as a value.
+
+    With TLS on: ``tls_info(info)`` is called once the server certificate has been
+    verified (msmtp prints it there with ``-d``); ``tls_first`` says whether a
+    problem with the TLS files is reported before connecting (sendmail mode) or
+    only once the connection stands (``--serverinfo``, ``--rmqs``), as msmtp does.
+    """
     from msmtp_twisted.protocol.reactor import run_until_done, without_tls
     from msmtp_twisted.protocol.session import SessionProtocol
 
+    tls: Any = None
+    tls_problem: Any = None
     if not account.tls:
         without_tls()
+    else:
+        from msmtp_twisted.net.tls import AccountTLS, TLSFailure
+
+        try:
+            tls = AccountTLS.from_account(account, on_established=tls_info)
+        except TLSFailure as e:
+            if tls_first:
+                return e
+            tls_problem = e
 
     def start(reactor: Any) -> Any:
-        from twisted.internet.protocol import Factory
+        from twisted.internet.protocol import Factory, Protocol
+
+        if tls_problem is not None:
+            # msmtp connects, then fails to set up TLS: a connection error wins
+            d = endpoint_for(reactor, account).connect(Factory.forProtocol(Protocol))
+
+            def connected(probe: Any) -> Any:
+                probe.transport.loseConnection()
+                return tls_problem
+            d.addCallback(connected)
+            return d
 
         proto = SessionProtocol(
-            session, clock=reactor, timeout=account.timeout or None, body=body, trace=trace
+            session, clock=reactor, timeout=account.timeout or None, body=body,
+            trace=tls.trace(trace) if tls is not None else trace,
+            start_tls=tls.start_tls if tls is not None else None,
         )
-        d = endpoint_for(reactor, account).connect(Factory.forProtocol(lambda: proto))
+        endpoint = endpoint_for(reactor, account)
+        if tls is not None:
+            tls.set_timeout(reactor, account.timeout or None)
+            tls.watch(proto)
+            if not account.tls_starttls:
+                endpoint = tls.wrap_endpoint(endpoint)
+        d = endpoint.connect(Factory.forProtocol(lambda: proto))
         d.addCallback(lambda _: proto.done)
+        if tls is not None:
+            d.addErrback(tls.translate)
         return d
 
     return run_until_done(start)

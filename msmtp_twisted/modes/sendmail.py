@@ -119,6 +119,8 @@ def run_sendmail(
         print_outcome_failure,
         report_failure,
         run_account_session,
+        tls_printer,
+        tls_warnings,
         tracer,
         unsupported,
     )
@@ -129,6 +131,7 @@ def run_sendmail(
         out.err(problem)
         report_failure(out, account, None)
         return sysexits.EX_UNAVAILABLE
+    tls_warnings(out, account)
 
     prepend, policy = build_body_parts(account, headers, recipients, account.from_addr or "")
     body = MailBody(prepend, headers.head, headers.rest, stdin, policy)
@@ -139,9 +142,11 @@ def run_sendmail(
         domain=account.domain,
         dsn_notify=account.dsn_notify,
         dsn_return=account.dsn_return,
+        starttls=account.tls and account.tls_starttls,
     )
     trace = tracer(out) if conf.debug else None
-    outcome = run_account_session(account, sendmail_session(request), body=body, trace=trace)
+    outcome = run_account_session(account, sendmail_session(request), body=body, trace=trace,
+                                  tls_info=tls_printer(out) if conf.debug else None)
 
     from msmtp_twisted.net.connect import ConnectFailure
     from msmtp_twisted.smtp.client import Delivered, SMTPFailure

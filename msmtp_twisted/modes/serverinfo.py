@@ -58,8 +58,8 @@ def _size_text(size: int) -> str:
     return text
 
 
-def format_serverinfo(account: Account, start: Any, names: tuple[str | None, str | None]
-                      ) -> list[str]:
+def format_serverinfo(account: Account, start: Any, names: tuple[str | None, str | None],
+                      tls_info: Any = None) -> list[str]:
     caps = start.capabilities
     kind = "LMTP" if account.protocol == "lmtp" else "SMTP"
     where = account.host if account.host is not None else account.socket
@@ -76,6 +76,8 @@ def format_serverinfo(account: Account, start: Any, names: tuple[str | None, str
     greeting = start.greeting.lines[0][4:]
     if greeting:
         lines.append(f"    {sanitize(greeting)}")
+    if tls_info is not None:
+        lines += tls_info.lines()
     starttls_used = account.tls and account.tls_starttls
     flags = (caps.size is not None or caps.pipelining or caps.etrn or caps.dsn
              or caps.starttls or caps.auth)
@@ -107,12 +109,13 @@ def format_serverinfo(account: Account, start: Any, names: tuple[str | None, str
 
 
 def _prepare(account: Account, out: Output) -> bool:
-    from msmtp_twisted.modes.common import unsupported
+    from msmtp_twisted.modes.common import tls_warnings, unsupported
 
     problem = unsupported(account)
     if problem is not None:
         out.err(problem)
         return False
+    tls_warnings(out, account)
     return True
 
 
@@ -135,16 +138,20 @@ def run_serverinfo(conf: CommandLine, account: Account, out: Output) -> int:
     trace = tracer(out) if conf.debug else None
     session = serverinfo_session(account.protocol, account.domain,
                                  account.tls and account.tls_starttls)
-    outcome = run_account_session(account, session, trace=trace)
+    tls_info: list[Any] = []
+    outcome = run_account_session(account, session, trace=trace, tls_info=tls_info.append,
+                                  tls_first=False)
     if not isinstance(outcome, SessionStart):
         return _print_error(out, outcome)
-    for line in format_serverinfo(account, outcome, _peer_names(account)):
+    lines = format_serverinfo(account, outcome, _peer_names(account),
+                              tls_info[0] if tls_info else None)
+    for line in lines:
         out.out(line)
     return sysexits.EX_OK
 
 
 def run_rmqs(conf: CommandLine, account: Account, out: Output) -> int:
-    from msmtp_twisted.modes.common import run_account_session, tracer
+    from msmtp_twisted.modes.common import run_account_session, tls_printer, tracer
     from msmtp_twisted.smtp.client import Delivered, etrn_session
 
     if not _prepare(account, out):
@@ -152,7 +159,8 @@ def run_rmqs(conf: CommandLine, account: Account, out: Output) -> int:
     trace = tracer(out) if conf.debug else None
     session = etrn_session(account.protocol, account.domain, conf.rmqs or "",
                            account.tls and account.tls_starttls)
-    outcome = run_account_session(account, session, trace=trace)
+    outcome = run_account_session(account, session, trace=trace, tls_first=False,
+                                  tls_info=tls_printer(out) if conf.debug else None)
     if not isinstance(outcome, Delivered):
         return _print_error(out, outcome)
     return sysexits.EX_OK

@@ -1,1 +1,1 @@
-"""Connections: endpoints for accounts (TCP, unix sockets; SOCKS and TLS later)."""
+"""Connections: endpoints for accounts (TCP, unix sockets, TLS; SOCKS later)."""

@@ -13,9 +13,19 @@ connection drops.  On success the Deferred fires as Twisted's does, with
 ``(number_of_accepted_recipients, [(address, code, response), ...])``; on
 failure with :class:`~msmtp_twisted.smtp.client.SMTPFailure`.
 
-TLS and authentication arrive with the TLS and authentication issues; until
-then a factory that would need them fails its Deferred with a clear
-SMTPFailure instead of sending anything in clear.
+TLS: ``ESMTPSenderFactory`` does STARTTLS when given a ``contextFactory`` or
+``requireTransportSecurity=True`` (Twisted's default), and then never sends in
+clear: a server without STARTTLS fails the Deferred (Twisted falls back to clear
+text when TLS is optional; we do not).  ``contextFactory`` may be an
+:class:`msmtp_twisted.net.tls.TLSOptions` (msmtp's checks and messages), the
+result of Twisted's ``optionsForClientTLS(hostname)``, or an old-style context
+factory.  Without one, the server certificate is verified against the system
+trust store (Twisted's own factory verifies nothing); the host name is checked
+too when it is known, which ``sendmail()`` knows and a bare factory does not
+(pass ``TLSOptions(hostname=...)`` to have it checked).
+
+Authentication arrives with the authentication issue; until then a factory that
+would need it fails its Deferred with a clear SMTPFailure.
 """
 
 from __future__ import annotations
@@ -84,26 +94,53 @@ class SMTPSenderFactory(ClientFactory):
         self.domain = "localhost"
         self._clock: Any = None
         self._proto: Any = None
+        #: the server's name, for the certificate check (set by ``sendmail()``)
+        self._tls_hostname: str | None = None
 
     def _problem(self) -> str | None:
+        return None
+
+    def _tls(self) -> Any:
+        """None (no TLS), or what to start TLS with: our AccountTLS or a
+        foreign connection creator / context factory."""
         return None
 
     def buildProtocol(self, addr: Any) -> Any:
         from msmtp_twisted.protocol.session import SessionProtocol
 
-        problem = self._problem()
+        problem: Any = self._problem()
+        tls: Any = None
+        if problem is None:
+            try:
+                tls = self._tls()
+            except SMTPFailure as failure:  # unreadable TLS files, bad priorities
+                problem = failure
         request = SendmailRequest(
-            envelope_from=self.fromEmail, recipients=tuple(self.toEmail), domain=self.domain
+            envelope_from=self.fromEmail, recipients=tuple(self.toEmail), domain=self.domain,
+            starttls=tls is not None,
         )
         clock = self._clock
         if clock is None:
             from twisted.internet import reactor as clock  # application default
+        ours = tls is not None and hasattr(tls, "translate")
+        if tls is None:
+            start_tls = None
+        elif ours:
+            start_tls = tls.start_tls
+        else:
+            def start_tls(transport: Any) -> None:
+                transport.startTLS(tls)
         proto = SessionProtocol(
             _refuse(problem) if problem else sendmail_session(request),
             clock=clock,
             timeout=self.timeout,
             body=_FileBody(self.file),
+            start_tls=start_tls,
         )
+        if ours:
+            tls.set_timeout(clock, self.timeout)
+            tls.watch(proto)
+            proto.done.addErrback(tls.translate)
         proto.done.addCallbacks(self._delivered, self._failed)
         self._proto = proto
         return proto
@@ -154,15 +191,27 @@ class ESMTPSenderFactory(SMTPSenderFactory):
             self.domain = hostname.decode() if isinstance(hostname, bytes) else hostname
 
     def _problem(self) -> str | None:
-        if self.requireTransportSecurity or self.contextFactory is not None:
-            return "TLS is not implemented yet in this version"
         if self.requireAuthentication or self.username:
             return "authentication is not implemented yet in this version"
         return None
 
+    def _tls(self) -> Any:
+        if self.contextFactory is None and not self.requireTransportSecurity:
+            return None
+        from msmtp_twisted.net.tls import AccountTLS, TLSOptions
 
-def _refuse(message: str) -> Any:
-    raise SMTPFailure(sysexits.EX_UNAVAILABLE, message)
+        factory = self.contextFactory
+        if factory is None:
+            return AccountTLS(TLSOptions(hostname=self._tls_hostname))
+        if isinstance(factory, TLSOptions):
+            return AccountTLS(factory)
+        return factory
+
+
+def _refuse(problem: str | SMTPFailure) -> Any:
+    if isinstance(problem, SMTPFailure):
+        raise problem
+    raise SMTPFailure(sysexits.EX_UNAVAILABLE, problem)
     yield  # pragma: no cover - makes this a generator
 
 
@@ -196,5 +245,6 @@ def sendmail(
     )
     factory._clock = reactor
     host = smtphost.decode() if isinstance(smtphost, bytes) else smtphost
+    factory._tls_hostname = host
     reactor.connectTCP(host, port, factory)
     return d
