@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.protocol import Factory
 
 from msmtp_twisted.config.account import Account
 from msmtp_twisted.config.files import load_accounts
@@ -61,22 +60,28 @@ def send_mail(
     envelope_from: str | None,
     recipients: Sequence[str],
     message: bytes,
-    *,
-    resolver: Any = None,
 ) -> defer.Deferred[Delivered]:
     """Send ``message`` (a complete mail, LF or CRLF line ends) to ``recipients``.
 
-    ``envelope_from`` None means the account's ``from``.  ``resolver`` is
-    passed to the TCP endpoint (see :mod:`msmtp_twisted.net.connect`); the
-    default resolves with a blocking getaddrinfo.
+    ``envelope_from`` None means the account's ``from``.  TLS (STARTTLS or
+    implicit) is used as the account says, with msmtp's verification rules.
+    Host names are resolved with a blocking getaddrinfo; use an IP address (or
+    a local resolver) in a busy reactor.
     """
-    from msmtp_twisted.modes.common import endpoint_for
+    from msmtp_twisted.modes.common import start_account_session
     from msmtp_twisted.modes.prepare import read_headers
     from msmtp_twisted.modes.sendmail import MailBody, build_body_parts
-    from msmtp_twisted.protocol.session import SessionProtocol
 
-    if account.tls or account.auth_mech is not None:
-        return defer.fail(NotImplementedError("TLS and authentication are not available yet"))
+    if account.auth_mech is not None:
+        return defer.fail(NotImplementedError("authentication is not available yet"))
+    tls = None
+    if account.tls:
+        from msmtp_twisted.net.tls import AccountTLS, TLSFailure
+
+        try:
+            tls = AccountTLS.from_account(account)
+        except TLSFailure as e:
+            return defer.fail(e)
     sender = envelope_from if envelope_from is not None else (account.from_addr or "")
     stream = io.BytesIO(message)
     headers = read_headers(stream, want_recipients=False)
@@ -89,11 +94,7 @@ def send_mail(
         domain=account.domain,
         dsn_notify=account.dsn_notify,
         dsn_return=account.dsn_return,
+        starttls=account.tls and account.tls_starttls,
     )
-    proto = SessionProtocol(
-        sendmail_session(request), clock=reactor, timeout=account.timeout or None, body=body
-    )
-    kwargs = {"resolve": resolver} if resolver is not None else {}
-    d = endpoint_for(reactor, account, **kwargs).connect(Factory.forProtocol(lambda: proto))
-    d.addCallback(lambda _: proto.done)
-    return d
+    return start_account_session(reactor, account, sendmail_session(request), body=body,
+                                 tls=tls)

@@ -109,7 +109,6 @@ def run_account_session(account: Account, session: Any, *, body: Any = None,
     only once the connection stands (``--serverinfo``, ``--rmqs``), as msmtp does.
     """
     from msmtp_twisted.protocol.reactor import run_until_done, without_tls
-    from msmtp_twisted.protocol.session import SessionProtocol
 
     tls: Any = None
     tls_problem: Any = None
@@ -138,24 +137,37 @@ def run_account_session(account: Account, session: Any, *, body: Any = None,
             d.addCallback(connected)
             return d
 
-        proto = SessionProtocol(
-            session, clock=reactor, timeout=account.timeout or None, body=body,
-            trace=tls.trace(trace) if tls is not None else trace,
-            start_tls=tls.start_tls if tls is not None else None,
-        )
-        endpoint = endpoint_for(reactor, account)
-        if tls is not None:
-            tls.set_timeout(reactor, account.timeout or None)
-            tls.watch(proto)
-            if not account.tls_starttls:
-                endpoint = tls.wrap_endpoint(endpoint)
-        d = endpoint.connect(Factory.forProtocol(lambda: proto))
-        d.addCallback(lambda _: proto.done)
-        if tls is not None:
-            d.addErrback(tls.translate)
-        return d
+        return start_account_session(reactor, account, session, body=body, trace=trace,
+                                     tls=tls)
 
     return run_until_done(start)
+
+
+def start_account_session(reactor: Any, account: Account, session: Any, *, body: Any = None,
+                          trace: Any = None, tls: Any = None) -> Any:
+    """Connect for ``account`` on ``reactor`` and run ``session``: a Deferred that
+    fires with the session's result or fails with SMTPFailure/ConnectFailure/TLSFailure.
+    ``tls`` is an :class:`~msmtp_twisted.net.tls.AccountTLS` when the account uses TLS."""
+    from twisted.internet.protocol import Factory
+
+    from msmtp_twisted.protocol.session import SessionProtocol
+
+    proto = SessionProtocol(
+        session, clock=reactor, timeout=account.timeout or None, body=body,
+        trace=tls.trace(trace) if tls is not None else trace,
+        start_tls=tls.start_tls if tls is not None else None,
+    )
+    endpoint = endpoint_for(reactor, account)
+    if tls is not None:
+        tls.set_timeout(reactor, account.timeout or None)
+        tls.watch(proto)
+        if not account.tls_starttls:
+            endpoint = tls.wrap_endpoint(endpoint)
+    d = endpoint.connect(Factory.forProtocol(lambda: proto))
+    d.addCallback(lambda _: proto.done)
+    if tls is not None:
+        d.addErrback(tls.translate)
+    return d
 
 
 def print_outcome_failure(out: Output, account: Account, outcome: Any) -> int:

@@ -195,3 +195,29 @@ def test_endpoint_string(pki, tmp_path) -> None:
             task.react(main)
         """, tmp_path)
     assert result == {"greeting": "220 mx.test ESMTP msmtp-twisted test server\r\n"}
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["starttls", "implicit"])
+def test_send_mail_api_uses_the_accounts_tls(pki, tmp_path, implicit) -> None:
+    with RecordingServer(tls_context=pki.good.server_context(), implicit_tls=implicit) as server:
+        rc = tmp_path / "rc"
+        rc.write_text(f"account tlsacct\nhost 127.0.0.1\nport {server.port}\nfrom me@example.com\n"
+                      f"tls on\ntls_starttls {'off' if implicit else 'on'}\n"
+                      f"tls_trust_file {pki.root.cert}\ntls_host_override localhost\n")
+        rc.chmod(0o600)
+        result = _run(f"""
+            import json
+            from twisted.internet import task
+            from msmtp_twisted.api import load_account, send_mail
+
+            def main(reactor):
+                account = load_account("tlsacct", config_file={str(rc)!r})
+                d = send_mail(reactor, account, None, ["you@example.org"], b"Subject: t\\n\\nb\\n")
+                d.addCallback(lambda r: print(json.dumps({{"code": r.reply.code}})))
+                return d
+            task.react(main)
+        """, tmp_path)
+        server.wait_idle()
+        assert result == {"code": 250}
+        assert server.session.tls
+        assert server.message.recipients == ["you@example.org"]
