@@ -1,7 +1,13 @@
 """twistd plugins of msmtp-twisted: ``twistd msmtpd``.
 
+    twistd -n msmtpd --port=tcp:2500:interface=::1 --command='msmtp -f %F --'
+    twistd msmtpd --port=unix:/run/msmtpd.sock --pidfile=/run/msmtpd.pid \
+        --logfile=/var/log/msmtpd.log
+    twistd -n msmtpd --port=2500 --interface=127.0.0.1
+
 twistd imports every module in ``twisted/plugins`` to list its commands, so this
-one stays cheap: anything heavy belongs inside ``makeService``.
+one stays cheap: the options and the service live in
+:mod:`msmtp_twisted.daemon.service`, imported only when ``twistd msmtpd`` runs.
 
 This folder is a namespace portion: neither ``twisted/`` nor ``twisted/plugins/``
 of this project may get an ``__init__.py``.
@@ -13,37 +19,28 @@ from typing import Any
 
 from twisted.application.service import IServiceMaker
 from twisted.plugin import IPlugin
-from twisted.python import usage
 from zope.interface import implementer
 
-from msmtp_twisted.daemon.cli import DEFAULT_COMMAND, DEFAULT_INTERFACE, DEFAULT_PORT
 
+class _LazyOptions:
+    """Builds :class:`msmtp_twisted.daemon.service.MsmtpdOptions` when twistd asks."""
 
-class MsmtpdOptions(usage.Options):
-    """Options of ``twistd msmtpd``; the same as those of the ``msmtpd`` command."""
+    def __call__(self) -> Any:
+        from msmtp_twisted.daemon.service import MsmtpdOptions
 
-    optParameters = [
-        ["port", None, str(DEFAULT_PORT), "Listen on this port number."],
-        ["interface", None, DEFAULT_INTERFACE, "Listen on this IPv6 or IPv4 address."],
-        ["command", None, DEFAULT_COMMAND, "Pipe mails to this command."],
-        ["log", None, "none", "Log to none, syslog, or the given file."],
-        [
-            "auth",
-            None,
-            None,
-            "Require authentication: user[,passwordeval].",
-        ],
-    ]
+        return MsmtpdOptions()
 
 
 @implementer(IServiceMaker, IPlugin)
 class MsmtpdServiceMaker:
     tapname = "msmtpd"
-    description = "SMTP server that pipes each mail to msmtp (placeholder)."
-    options = MsmtpdOptions
+    description = "SMTP server that pipes each mail to a command (msmtpd)."
+    options = _LazyOptions()
 
     def makeService(self, options: Any) -> Any:
-        raise SystemExit("msmtpd: not yet implemented")
+        from msmtp_twisted.daemon.service import make_service
+
+        return make_service(options)
 
 
 msmtpdServiceMaker = MsmtpdServiceMaker()

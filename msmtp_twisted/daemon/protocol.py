@@ -1,0 +1,513 @@
+"""msmtpd on Twisted: a thin Protocol around :class:`~msmtp_twisted.smtp.server.SMTPServer`.
+
+:class:`MsmtpdFactory` holds what sessions share: the configuration, the log,
+the count of active sessions (at most ``max_sessions``; one more client gets
+``421`` and is disconnected), the time of the last AUTH failure (AUTH answers
+are delayed by ``auth_delay`` seconds for ``auth_delay_expiration`` seconds
+after any failure, in every session; always in ``--inetd`` mode) and a small
+cache of reverse look-ups.
+
+:class:`MsmtpdProtocol` feeds received bytes to the state machine and carries
+out its events: replies are written, the mail is spooled and piped to the
+command (:mod:`msmtp_twisted.daemon.delivery`), credentials go to the checker.
+While the machine waits for a delivery or an AUTH verdict the transport is
+paused, so a pipelining client is answered in order and never floods memory.
+Idle and total session timeouts close the connection with ``421``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IHandshakeListener,
+    IPushProducer,
+    ISSLTransport,
+)
+from twisted.internet.protocol import Factory, Protocol
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from msmtp_twisted.daemon.command import PipeCommand
+from msmtp_twisted.daemon.delivery import DEFAULT_SPOOL_THRESHOLD, Spool, deliver
+from msmtp_twisted.daemon.log import MsmtpdLog
+from msmtp_twisted.message.msgid import rfc2822_date
+from msmtp_twisted.smtp.server import (
+    AuthRequest,
+    Close,
+    Log,
+    MessageAborted,
+    MessageBegin,
+    MessageData,
+    MessageEnd,
+    Reply,
+    ServerLimits,
+    SMTPServer,
+    State,
+    received_header,
+)
+
+__all__ = ["ConnectionInfo", "DaemonConfig", "MsmtpdFactory", "MsmtpdProtocol",
+           "connection_info_from_fd"]
+
+MAX_ACTIVE_SESSIONS = 16
+AUTH_DELAY_SECONDS = 1.0
+AUTH_DELAY_EXPIRATION_SECONDS = 60.0
+_NAME_CACHE_TTL = 60.0
+_NAME_CACHE_MAX = 1024
+
+
+@dataclass
+class DaemonConfig:
+    """Everything a session needs to know; the defaults are msmtpd's and ours."""
+
+    command: PipeCommand
+    checker: Any = None  # StaticChecker, LDAPChecker or None (no AUTH)
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    max_sessions: int = MAX_ACTIVE_SESSIONS
+    idle_timeout: float = 300.0
+    session_timeout: float = 3600.0
+    command_timeout: float = 300.0
+    auth_delay: float = AUTH_DELAY_SECONDS
+    auth_delay_expiration: float = AUTH_DELAY_EXPIRATION_SECONDS
+    always_delay_auth: bool = False  # --inetd: no memory of failures between sessions
+    spool_threshold: int = DEFAULT_SPOOL_THRESHOLD
+    spool_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    local_ip: str = ""
+    local_name: str = ""
+    remote_ip: str = ""
+    remote_name: str = ""
+
+
+def _address_ip(address: Any) -> str:
+    host = getattr(address, "host", None)
+    return host if isinstance(host, str) else ""
+
+
+def _reverse(ip: str) -> str:
+    """getnameinfo(..., NI_NAMEREQD), as msmtpd; '' when there is no name."""
+    if not ip:
+        return ""
+    try:
+        return socket.getnameinfo((ip, 0), socket.NI_NAMEREQD)[0]
+    except (OSError, UnicodeError):
+        return ""
+
+
+def connection_info_from_fd(fd: int) -> tuple[str, str]:
+    """(local IP, remote IP) of a socket file descriptor (``--inetd``); empty
+    strings when it is not an IP socket."""
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return "", ""
+    try:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return "", ""
+        local = remote = ""
+        try:
+            local = sock.getsockname()[0]
+        except OSError:
+            pass
+        try:
+            remote = sock.getpeername()[0]
+        except OSError:
+            pass
+        return local, remote
+    finally:
+        sock.close()
+
+
+class MsmtpdFactory(Factory):
+    def __init__(self, config: DaemonConfig, log: MsmtpdLog | None = None,
+                 reactor: Any = None, *, inetd: bool = False) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        self.config = config
+        self.log = log or MsmtpdLog("none")
+        self.reactor = reactor
+        self.inetd = inetd
+        self.active = 0
+        self.refused = 0
+        self.last_auth_failure: float | None = None
+        self._names: dict[str, tuple[str, float]] = {}
+        self._devnull: int | None = None
+        self.sessions: set[MsmtpdProtocol] = set()
+        self.on_session_end: Callable[[MsmtpdProtocol], None] | None = None
+
+    @property
+    def devnull(self) -> int:
+        if self._devnull is None:
+            self._devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        return self._devnull
+
+    def close(self) -> None:
+        if self._devnull is not None:
+            os.close(self._devnull)
+            self._devnull = None
+
+    def buildProtocol(self, addr: Any) -> Protocol:
+        if self.active >= self.config.max_sessions:
+            self.refused += 1
+            proto: Protocol = _TooBusy()
+        else:
+            proto = MsmtpdProtocol()
+        proto.factory = self
+        return proto
+
+    # -- AUTH brute force protection ------------------------------------------
+
+    def auth_delay_due(self) -> bool:
+        if self.config.always_delay_auth or self.inetd:
+            return True
+        if self.last_auth_failure is None:
+            return False
+        elapsed = self.reactor.seconds() - self.last_auth_failure
+        return elapsed <= self.config.auth_delay_expiration
+
+    def auth_failed(self) -> None:
+        self.last_auth_failure = self.reactor.seconds()
+
+    # -- reverse look-ups -------------------------------------------------------
+
+    def lookup(self, ip: str) -> defer.Deferred[str]:
+        """The host name of ``ip`` (cached for a minute), looked up in a thread."""
+        now = time.monotonic()
+        hit = self._names.get(ip)
+        if hit is not None and now - hit[1] < _NAME_CACHE_TTL:
+            return defer.succeed(hit[0])
+        if not ip:
+            return defer.succeed("")
+        from twisted.internet.threads import deferToThreadPool
+
+        d = deferToThreadPool(self.reactor, self.reactor.getThreadPool(), _reverse, ip)
+
+        def store(name: str) -> str:
+            if len(self._names) >= _NAME_CACHE_MAX:
+                self._names.clear()
+            self._names[ip] = (name, time.monotonic())
+            return name
+
+        d.addCallback(store)
+        return d
+
+
+class _TooBusy(Protocol):
+    factory: MsmtpdFactory
+
+    def connectionMade(self) -> None:
+        peer = _address_ip(self.transport.getPeer())  # type: ignore[union-attr]
+        self.factory.log.error(
+            f"connection from {peer} refused: active sessions {self.factory.active} "
+            f"(max {self.factory.config.max_sessions})")
+        self.transport.write(b"421 Too many concurrent SMTP sessions, try again later\r\n")  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+
+@implementer(IPushProducer)
+class _ReadThrottle:
+    """Registered with the transport: while the client does not read our replies
+    and the transport's write buffer is full, we stop reading its commands, so
+    memory stays bounded."""
+
+    def __init__(self, proto: MsmtpdProtocol) -> None:
+        self.proto = proto
+        self.paused = False
+
+    def pauseProducing(self) -> None:
+        if not self.paused:
+            self.paused = True
+            self.proto._pause()
+
+    def resumeProducing(self) -> None:
+        if self.paused:
+            self.paused = False
+            self.proto._resume()
+
+    def stopProducing(self) -> None:
+        pass
+
+
+@implementer(IHalfCloseableProtocol, IHandshakeListener)
+class MsmtpdProtocol(Protocol):
+    """One SMTP session.
+
+    Half-closeable: a client (or ``--inetd``'s standard input) that shuts its
+    side after the last command still gets every reply, after the mail it sent
+    has been piped."""
+
+    factory: MsmtpdFactory
+
+    def __init__(self) -> None:
+        self.server: SMTPServer | None = None
+        self.info = ConnectionInfo()
+        self.spool: Spool | None = None
+        self._paused = 0
+        self._idle: Any = None
+        self._session_timer: Any = None
+        self._connected = False
+        self._busy = False
+        self._counted = False
+        self._throttle: _ReadThrottle | None = None
+        self.done: defer.Deferred[MsmtpdProtocol] = defer.Deferred()
+
+    # -- helpers ------------------------------------------------------------
+
+    @property
+    def reactor(self) -> Any:
+        return self.factory.reactor
+
+    def _log(self, level: str, message: str) -> None:
+        self.factory.log.log(level, message)
+
+    def _pause(self) -> None:
+        if self._paused == 0 and self._connected:
+            self.transport.pauseProducing()  # type: ignore[union-attr]
+        self._paused += 1
+
+    def _resume(self) -> None:
+        self._paused -= 1
+        if self._paused == 0 and self._connected:
+            self.transport.resumeProducing()  # type: ignore[union-attr]
+
+    def _lose(self) -> None:
+        """Close once the replies are written (the throttle must go first, or a
+        transport that paused it would wait for it forever)."""
+        if not self._connected:
+            return
+        if self._throttle is not None:
+            self._throttle = None
+            self.transport.unregisterProducer()  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    # -- connection ---------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        factory = self.factory
+        config = factory.config
+        self._connected = True
+        factory.active += 1
+        self._counted = True
+        factory.sessions.add(self)
+        self.server = SMTPServer(auth=config.checker is not None, limits=config.limits)
+        if not ISSLTransport.providedBy(self.transport):
+            self._start_throttle()
+        if factory.inetd:
+            local_ip, remote_ip = connection_info_from_fd(0)
+        else:
+            local_ip = _address_ip(self.transport.getHost())  # type: ignore[union-attr]
+            remote_ip = _address_ip(self.transport.getPeer())  # type: ignore[union-attr]
+            self._log("info", f"connection from {remote_ip}, active sessions {factory.active} "
+                              f"(max {config.max_sessions}), "
+                              f"auth_delay={'yes' if factory.auth_delay_due() else 'no'}")
+        if config.session_timeout:
+            self._session_timer = self.reactor.callLater(config.session_timeout, self._timeout,
+                                                         "session time limit reached")
+        self._reset_idle()
+        # The names for the Received: header; input waits until they are known.
+        self._pause()
+        d = defer.gatherResults([factory.lookup(remote_ip), factory.lookup(local_ip)])
+
+        def ready(names: list[str]) -> None:
+            self.info = ConnectionInfo(local_ip, names[1], remote_ip, names[0])
+            self._resume()
+
+        d.addCallbacks(ready, lambda _failure: ready(["", ""]))
+        self._handle(self.server.start())
+
+    def _start_throttle(self) -> None:
+        if self._connected and self._throttle is None:
+            self._throttle = _ReadThrottle(self)
+            self.transport.registerProducer(self._throttle, True)  # type: ignore[union-attr]
+
+    def handshakeCompleted(self) -> None:
+        # TLS buffers (and pauses the producer for) writes made before the
+        # handshake; pausing reads then would stall the handshake itself.
+        self._start_throttle()
+
+    def dataReceived(self, data: bytes) -> None:
+        assert self.server is not None
+        self._reset_idle()
+        self._handle(self.server.receive(data))
+
+    def readConnectionLost(self) -> None:
+        assert self.server is not None
+        self._handle(self.server.receive_eof())
+        self._close_if_finished()
+
+    def writeConnectionLost(self) -> None:
+        self._lose()
+
+    def _close_if_finished(self) -> None:
+        server = self.server
+        if server is not None and server.state is State.CLOSED and not server.waiting:
+            self._lose()
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self._connected = False
+        for timer in (self._idle, self._session_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        if self.server is not None:
+            self._handle(self.server.receive_eof())
+        if not self.factory.inetd:
+            self._log("info", "connection closed")
+        self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        if self._connected or self._busy or not self._counted:
+            return
+        self._counted = False
+        self.factory.active -= 1
+        self.factory.sessions.discard(self)
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
+        if self.factory.on_session_end is not None:
+            self.factory.on_session_end(self)
+        self.done.callback(self)
+
+    def _reset_idle(self) -> None:
+        timeout = self.factory.config.idle_timeout
+        if not timeout:
+            return
+        if self._idle is not None and self._idle.active():
+            self._idle.reset(timeout)
+        else:
+            self._idle = self.reactor.callLater(timeout, self._timeout, "idle timeout")
+
+    def _timeout(self, why: str) -> None:
+        assert self.server is not None
+        if self.server.waiting and why == "idle timeout":
+            self._reset_idle()  # the command or the checker is working; not the client's fault
+            return
+        if not self._connected:
+            return
+        self._log("error", f"{why}, session aborted")
+        self.transport.write(b"421 Timeout, closing connection\r\n")  # type: ignore[union-attr]
+        self.server.had_error = True
+        self._lose()
+
+    # -- events ---------------------------------------------------------------
+
+    def _handle(self, events: list[Any]) -> None:
+        for event in events:
+            if isinstance(event, Reply):
+                if self._connected:
+                    self.transport.write(event.to_bytes())  # type: ignore[union-attr]
+            elif isinstance(event, MessageData):
+                if self.spool is not None:
+                    self.spool.write(event.data)
+            elif isinstance(event, Log):
+                self._log(event.level, event.message)
+            elif isinstance(event, MessageBegin):
+                self._begin(event)
+            elif isinstance(event, MessageEnd):
+                self._end(event)
+            elif isinstance(event, MessageAborted):
+                if self.spool is not None:
+                    self.spool.close()
+                    self.spool = None
+            elif isinstance(event, AuthRequest):
+                self._auth(event)
+            elif isinstance(event, Close):
+                self._lose()
+
+    def _begin(self, event: MessageBegin) -> None:
+        config = self.factory.config
+        argv = config.command.argv(event.sender, event.recipients)
+        self._log("info", f"pipe command is {shlex.join(argv)}")
+        self.spool = Spool(config.spool_threshold, config.spool_dir)
+        self.spool.write(received_header(
+            event.helo_name, self.info.remote_ip, self.info.remote_name,
+            self.info.local_ip, self.info.local_name, rfc2822_date(time.time())))
+
+    def _end(self, event: MessageEnd) -> None:
+        spool, self.spool = self.spool, None
+        assert spool is not None
+        config = self.factory.config
+        argv = config.command.argv(event.sender, event.recipients)
+        self._pause()
+        self._busy = True
+        d = deliver(self.reactor, argv, spool, timeout=config.command_timeout,
+                    devnull=self.factory.devnull, log=self._log)
+
+        def delivered(reply: Reply) -> None:
+            self._busy = False
+            self._log("info" if reply.code == 250 else "error",
+                      f"mail from={event.sender} recipients={','.join(event.recipients)} "
+                      f"size={event.size} reply={reply.code} {reply.text}")
+            assert self.server is not None
+            events = self.server.delivery_result(reply)
+            self._resume()
+            self._handle(events)
+            self._close_if_finished()
+            self._maybe_done()
+
+        d.addCallback(delivered)
+        d.addErrback(self._internal_error)
+
+    def _auth(self, event: AuthRequest) -> None:
+        factory = self.factory
+        checker = factory.config.checker
+        delay = factory.config.auth_delay if factory.auth_delay_due() else 0.0
+        self._pause()
+        self._busy = True  # keeps the session counted until the answer is in
+        if event.malformed:
+            d: defer.Deferred[Any] = defer.succeed(False)
+        else:
+            d = defer.maybeDeferred(checker.check, event.username, event.password)
+
+        def verdict(ok: Any) -> tuple[bool, bool]:
+            return bool(ok), False
+
+        def trouble(failure: Failure) -> tuple[bool, bool]:
+            self._log("error", f"cannot check credentials: {failure.getErrorMessage()}")
+            return False, True
+
+        d.addCallbacks(verdict, trouble)
+
+        def later(result: tuple[bool, bool]) -> Any:
+            if not result[0] and not result[1]:
+                factory.auth_failed()
+            if delay:
+                from twisted.internet.task import deferLater
+
+                return deferLater(self.reactor, delay, lambda: result)
+            return result
+
+        d.addCallback(later)
+
+        def answer(result: tuple[bool, bool]) -> None:
+            self._busy = False
+            assert self.server is not None
+            events = self.server.auth_result(result[0], temporary=result[1])
+            self._resume()
+            self._handle(events)
+            self._close_if_finished()
+            self._maybe_done()
+
+        d.addCallback(answer)
+        d.addErrback(self._internal_error)
+
+    def _internal_error(self, failure: Failure) -> None:
+        self._log("error", f"internal error: {failure.getErrorMessage()}")
+        self._busy = False
+        if self._connected:
+            self.transport.write(b"421 Internal error, closing connection\r\n")  # type: ignore[union-attr]
+            self._lose()
+        self._maybe_done()

@@ -1,0 +1,660 @@
+"""Our msmtpd, run as a process on 127.0.0.1, with real clients.
+
+The pipe command is a small recorder script (written per test) that stores its
+argv and standard input as JSON, so every test can check exactly what reached
+the command.  Recipients steer it: ``exit-N@x`` exits with N, ``sleep-N@x``
+sleeps, ``kill@x`` kills itself, ``stdout@x`` writes to its standard output,
+``hash@x`` records only the size and SHA-256 of a (big) mail.
+
+Helpers here (``Daemon``, ``Recorder``, ``converse``...) are shared with the other
+``test_msmtpd_*`` integration modules.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import smtplib
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, ours_command, ours_env, require
+from tests.servers.msmtp import REAL_MSMTP, run_msmtp, write_config
+
+DEBIAN_MSMTPD = "/opt/msmtpd-root/usr/bin/msmtpd"
+OURS = [sys.executable, "-m", "msmtp_twisted.daemon"]
+
+RECORDER = r'''
+import base64, hashlib, json, os, signal, sys, time
+out = sys.argv[1]
+argv = sys.argv[2:]
+code = 0
+for a in argv:
+    if a.startswith("sleep-"):
+        time.sleep(float(a[6:].split("@")[0]))
+    if a.startswith("exit-"):
+        code = int(a[5:].split("@")[0])
+    if a == "stdout@x":
+        sys.stdout.write("250 Ok fake reply from the command\r\n" * 100)
+        sys.stdout.flush()
+    if a == "stderr@x":
+        sys.stderr.write("trouble on stderr\n")
+    if a == "kill@x":
+        sys.stdin.buffer.read()
+        os.kill(os.getpid(), signal.SIGKILL)
+record = {"argv": argv, "pid": os.getpid()}
+if "hash@x" in argv:
+    h = hashlib.sha256()
+    size = 0
+    while True:
+        chunk = sys.stdin.buffer.read(1 << 20)
+        if not chunk:
+            break
+        h.update(chunk)
+        size += len(chunk)
+    record.update(size=size, sha256=h.hexdigest())
+else:
+    record["data"] = base64.b64encode(sys.stdin.buffer.read()).decode()
+name = os.path.join(out, "%.6f-%d" % (time.time(), os.getpid()))
+with open(name + ".tmp", "w") as f:
+    json.dump(record, f)
+os.rename(name + ".tmp", name + ".json")
+sys.exit(code)
+'''
+
+
+class Recorder:
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory / "mails"
+        self.dir.mkdir()
+        self.script = directory / "recorder.py"
+        self.script.write_text(RECORDER)
+
+    def command(self, args: str = "-f %F --") -> str:
+        return f"{sys.executable} {self.script} {self.dir} {args}"
+
+    def mails(self) -> list[dict[str, Any]]:
+        out = []
+        for p in sorted(self.dir.glob("*.json")):
+            rec = json.loads(p.read_text())
+            if "data" in rec:
+                rec["data"] = base64.b64decode(rec["data"])
+            out.append(rec)
+        return out
+
+    def wait(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            mails = self.mails()
+            if len(mails) >= n:
+                return mails
+            time.sleep(0.02)
+        return self.mails()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    """An msmtpd process (ours or Debian's) on 127.0.0.1:port."""
+
+    def __init__(self, program: Sequence[str], args: Sequence[str], cwd: Path) -> None:
+        self.port = free_port()
+        self.argv = [*program, f"--port={self.port}", "--interface=127.0.0.1", *args]
+        self.proc = subprocess.Popen(self.argv, cwd=cwd, env=ours_env(dict(os.environ)),
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    out, err = self.proc.communicate(timeout=5)
+                    raise RuntimeError(f"msmtpd did not start: {err.decode()}") from None
+                time.sleep(0.05)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def peak_rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmHWM")
+
+    def children(self) -> list[int]:
+        kids: list[int] = []
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            text = (task / "children").read_text().split()
+            kids += [int(k) for k in text]
+        return kids
+
+    def stop(self) -> tuple[str, str]:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            out, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        return out.decode(errors="replace"), err.decode(errors="replace")
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> Recorder:
+    return Recorder(tmp_path)
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Iterator[Any]:
+    started: list[Daemon] = []
+
+    def start(args: Sequence[str], program: Sequence[str] = OURS) -> Daemon:
+        d = Daemon(program, args, tmp_path)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        d.stop()
+
+
+@pytest.fixture
+def ours(daemon_factory: Any, recorder: Recorder) -> Daemon:
+    return daemon_factory([f"--command={recorder.command()}"])
+
+
+def read_reply(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    """One complete (multi-line) reply, or what came before EOF/timeout.  Reads
+    with MSG_PEEK first, so the bytes of later replies stay in the socket."""
+    sock.settimeout(timeout)
+    seen = 0
+    while True:
+        try:
+            buf = sock.recv(1 << 20, socket.MSG_PEEK)
+        except (TimeoutError, ConnectionResetError):
+            return b""
+        if not buf:
+            return b""
+        lines = buf.split(b"\r\n")
+        for i, line in enumerate(lines[:-1]):
+            if len(line) >= 4 and line[3:4] == b" ":
+                size = len(b"\r\n".join(lines[: i + 1])) + 2
+                return sock.recv(size)
+        if len(buf) == seen:
+            time.sleep(0.01)
+        seen = len(buf)
+
+
+def converse(port: int, steps: Sequence[bytes], timeout: float = 10.0) -> list[bytes]:
+    """Lockstep: the greeting, then one reply per step (b'' once the server hung up)."""
+    out = []
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        out.append(read_reply(sock, timeout))
+        for step in steps:
+            try:
+                sock.sendall(step)
+            except OSError:
+                out.append(b"")
+                continue
+            out.append(read_reply(sock, timeout))
+    return out
+
+
+def read_all(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    sock.settimeout(timeout)
+    buf = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (TimeoutError, ConnectionResetError):
+            return buf
+        if not chunk:
+            return buf
+        buf += chunk
+
+
+def body_of(mail: dict[str, Any]) -> bytes:
+    """The piped bytes after msmtpd's three-line Received: header."""
+    data = mail["data"]
+    assert data.startswith(b"Received: from ")
+    return data.split(b"\r\n", 3)[3]
+
+
+MAIL_8BIT = (b"From: a@example.org\r\nSubject: =?utf-8?q?t=C3=A4st?=\r\n\r\n"
+             b".leading dot\r\n..two dots\r\n.\xc3\xa4 8-bit \xff\r\nlone\rCR\r\n\r\nend\r\n")
+MAIL_8BIT_PIPED = (b"From: a@example.org\nSubject: =?utf-8?q?t=C3=A4st?=\n\n"
+                   b".leading dot\n..two dots\n.\xc3\xa4 8-bit \xff\nlone\rCR\n\nend\n")
+
+
+# --- real clients ----------------------------------------------------------------------
+
+
+def test_smtplib_8bit_and_dots(ours: Daemon, recorder: Recorder) -> None:
+    with smtplib.SMTP("127.0.0.1", ours.port, timeout=10) as smtp:
+        code, caps = smtp.ehlo("client.example")
+        assert code == 250 and caps.split(b"\n") == [
+            b"localhost", b"PIPELINING", b"SIZE 268435456", b"8BITMIME"]
+        smtp.sendmail("a@example.org", ["b@example.org", "c+tag@example.org"], MAIL_8BIT,
+                      mail_options=["BODY=8BITMIME"])
+        smtp.sendmail("", ["d@example.org"], b"Subject: bounce\r\n\r\nx\r\n")
+    mails = recorder.wait(2)
+    assert [m["argv"] for m in mails] == [
+        ["-f", "a@example.org", "--", "b@example.org", "c+tag@example.org"],
+        ["-f", "MAILER-DAEMON", "--", "d@example.org"]]
+    assert body_of(mails[0]) == MAIL_8BIT_PIPED
+    head = mails[0]["data"].split(b"\r\n", 3)
+    assert head[0] == b"Received: from client.example (localhost [127.0.0.1])"
+    assert head[1] == b"\tby localhost [127.0.0.1] (msmtpd) with ESMTP;"
+
+
+def test_raw_pipelining_two_mails_in_one_packet(ours: Daemon, recorder: Recorder) -> None:
+    wire = (b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nRCPT TO:<bad;>\r\nDATA\r\none\r\n"
+            b".\r\nMAIL FROM:<e@f>\r\nRCPT TO:<g@h>\r\nDATA\r\n")
+    with socket.create_connection(("127.0.0.1", ours.port)) as sock:
+        sock.sendall(wire)
+        got = b""
+        sock.settimeout(10)
+        while got.count(b"\r\n") < 13:
+            chunk = sock.recv(65536)
+            assert chunk, got
+            got += chunk
+        sock.sendall(b"two\r\n.\r\nQUIT\r\n")
+        got += read_all(sock)
+    codes = [line[:3] for line in got.split(b"\r\n") if line[3:4] == b" "]
+    assert codes == [b"220", b"250", b"250", b"250", b"501", b"354", b"250", b"250", b"250",
+                     b"354", b"250", b"221"]
+    mails = recorder.wait(2)
+    assert [body_of(m) for m in mails] == [b"one\n", b"two\n"]
+
+
+def test_half_closed_client_gets_every_reply(ours: Daemon, recorder: Recorder) -> None:
+    with socket.create_connection(("127.0.0.1", ours.port)) as sock:
+        sock.sendall(b"HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        got = read_all(sock)
+    assert got.endswith(b"250 Ok, mail was piped\r\n221 Bye\r\n")
+    assert len(recorder.wait(1)) == 1
+
+
+@pytest.mark.parametrize("which", ["debian", "ours"])
+def test_msmtp_clients_through_our_msmtpd(which: str, ours: Daemon, recorder: Recorder,
+                                          tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if which == "debian":
+        request.getfixturevalue("real_msmtp")
+        command = [REAL_MSMTP]
+        env = None
+    else:
+        command = ours_command()
+        env = ours_env(dict(os.environ))
+    cfg = write_config(tmp_path, ("127.0.0.1", ours.port), from_="sender@example.org",
+                       timeout=10)
+    mail = MAIL_8BIT.replace(b"\r\n", b"\n")
+    res = run_msmtp(command, cfg, ["r1@example.org", "r2@example.org"], input=mail, env=env)
+    assert res.returncode == 0, res.stderr
+    mails = recorder.wait(1)
+    assert mails[0]["argv"] == ["-f", "sender@example.org", "--", "r1@example.org",
+                                "r2@example.org"]
+    body = body_of(mails[0])
+    assert b"\nSubject: =?utf-8?q?t=C3=A4st?=\n" in body  # msmtp adds Date, Message-ID
+    assert body.endswith(MAIL_8BIT_PIPED.split(b"\n\n", 1)[1])
+
+
+def test_swaks_pipelining(ours: Daemon, recorder: Recorder) -> None:
+    swaks = shutil.which("swaks")
+    require(swaks is not None, "swaks; apt-get install swaks")
+    assert swaks is not None
+    res = subprocess.run([swaks, "--server", "127.0.0.1", "--port", str(ours.port),
+                          "--from", "s@example.org", "--to", "a@example.org,b@example.org",
+                          "--pipeline", "--body", ".dot line\n8bit \u00e4", "--silent", "2"],
+                         capture_output=True, timeout=30)
+    assert res.returncode == 0, res.stdout + res.stderr
+    mails = recorder.wait(1)
+    assert mails[0]["argv"][-2:] == ["a@example.org", "b@example.org"]
+    assert b"\n.dot line\n" in body_of(mails[0])
+
+
+# --- hostile clients -------------------------------------------------------------------------
+
+HOSTILE = [";rm -rf /", "$(id)", "--option", "`id`", "-x@y", "a@b;id", "a@b|id", "a b@c"]
+
+
+def test_hostile_recipients_are_refused_and_nothing_runs(ours: Daemon,
+                                                         recorder: Recorder) -> None:
+    steps = [b"EHLO x\r\n", b"MAIL FROM:<a@b>\r\n"]
+    steps += [f"RCPT TO:<{h}>\r\n".encode() for h in HOSTILE]
+    steps += [b"DATA\r\n", b"MAIL FROM:<--option>\r\n", b"QUIT\r\n"]
+    got = converse(ours.port, steps)
+    assert got[3 : 3 + len(HOSTILE)] == [b"501 Invalid address\r\n"] * len(HOSTILE)
+    assert got[-3:] == [b"500 Expected RCPT TO:<addr>\r\n", b"500 Expected RCPT TO:<addr>\r\n",
+                        b"221 Bye\r\n"]
+    time.sleep(0.2)
+    assert recorder.mails() == []
+
+
+def test_hostile_argv_items_reach_the_command_literally(tmp_path: Path,
+                                                        recorder: Recorder) -> None:
+    """Below the address filter: whatever the recipients, no shell ever sees them."""
+    script = textwrap.dedent(f"""
+        import sys
+        from twisted.internet import reactor
+        from msmtp_twisted.daemon.command import PipeCommand
+        from msmtp_twisted.daemon.delivery import Spool, deliver
+        cmd = PipeCommand.parse({recorder.command()!r})
+        spool = Spool()
+        spool.write(b"mail\\n")
+        argv = cmd.argv("$(id)", {HOSTILE!r} + ["%F", "'", '"', "\\\\", "*", "~"])
+        d = deliver(reactor, argv, spool, timeout=10, devnull=1)
+        d.addCallback(lambda r: print(r.code, r.text))
+        d.addBoth(lambda _: reactor.stop())
+        reactor.run()
+    """)
+    marker = tmp_path / "pwned"
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=ours_env(dict(os.environ)), cwd=tmp_path, timeout=30)
+    assert res.stdout.strip() == "250 Ok, mail was piped", res.stderr
+    mails = recorder.wait(1)
+    assert mails[0]["argv"] == ["-f", "$(id)", "--", *HOSTILE, "%F", "'", '"', "\\", "*", "~"]
+    assert not marker.exists()
+
+
+def test_ten_megabyte_line(ours: Daemon) -> None:
+    with socket.create_connection(("127.0.0.1", ours.port)) as sock:
+        read_reply(sock)
+        sock.sendall(b"EHLO x\r\n")
+        read_reply(sock)
+        chunk = b"A" * (1 << 20)
+        for _ in range(10):
+            sock.sendall(chunk)
+        sock.sendall(b"\r\nNOOP\r\nQUIT\r\n")
+        got = read_all(sock)
+    assert got == b"500 Line too long\r\n250 Ok\r\n221 Bye\r\n"
+    assert ours.peak_rss_kib() < 80 * 1024
+
+
+def test_nul_bytes_and_garbage(ours: Daemon) -> None:
+    got = converse(ours.port, [b"EHLO x\r\n", b"\x00\x00\xff\r\n", b"MAIL FROM:<a\x00@b>\r\n",
+                               b"MAIL FROM:<a@b>\x00\r\n", b"NOOP\r\n"])
+    assert [g[:3] for g in got] == [b"220", b"250", b"500", b"501", b"501", b"250"]
+
+
+def test_thousand_idle_connections(daemon_factory: Any, recorder: Recorder) -> None:
+    d = daemon_factory([f"--command={recorder.command()}", "--idle-timeout=8"])
+    socks = []
+    start = time.monotonic()
+    try:
+        for _ in range(1000):
+            socks.append(socket.create_connection(("127.0.0.1", d.port)))
+        greetings = [read_reply(s, timeout=10)[:4] for s in socks]
+        assert greetings.count(b"220 ") == 16
+        assert greetings.count(b"421 ") == 984
+        assert time.monotonic() - start < 7.5  # else the idle timeout spoiled the count
+        time.sleep(max(0.0, start + 8.5 - time.monotonic()))
+        idle = [s for s, g in zip(socks, greetings, strict=True) if g == b"220 "]
+        assert all(read_all(s, 5) == b"421 Timeout, closing connection\r\n" for s in idle)
+    finally:
+        for s in socks:
+            s.close()
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as smtp:
+        smtp.sendmail("a@b", ["c@d"], b"x\r\n")
+
+
+def test_auth_brute_force_gets_slower(daemon_factory: Any, recorder: Recorder) -> None:
+    d = daemon_factory([f"--command={recorder.command()}", "--auth=bob,echo s3cret"])
+
+    def attempt(password: str) -> tuple[bytes, float]:
+        token = base64.b64encode(f"\0bob\0{password}".encode()) + b"\r\n"
+        start = time.monotonic()
+        got = converse(d.port, [b"EHLO x\r\n", b"AUTH PLAIN " + token])
+        return got[-1], time.monotonic() - start
+
+    reply, took = attempt("guess1")
+    assert reply == b"535 Authentication failed\r\n" and took < 0.9
+    reply, took = attempt("guess2")
+    assert reply == b"535 Authentication failed\r\n" and took >= 1.0
+    reply, took = attempt("s3cret")
+    assert reply == b"235 Authentication successful\r\n" and took >= 1.0
+    got = converse(d.port, [b"EHLO x\r\n", b"MAIL FROM:<a@b>\r\n"])
+    assert got[-1] == b"530 Authentication required\r\n"
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as smtp:
+        smtp.login("bob", "s3cret")  # LOGIN or PLAIN, smtplib's choice
+        smtp.sendmail("a@b", ["c@d"], b"x\r\n")
+    assert len(recorder.wait(1)) == 1
+
+
+def test_client_vanishing_mid_data_delivers_nothing(ours: Daemon, recorder: Recorder) -> None:
+    for how in ("close", "reset"):
+        sock = socket.create_connection(("127.0.0.1", ours.port))
+        sock.sendall(b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")
+        time.sleep(0.1)
+        sock.sendall(b"Subject: half\r\n\r\n" + b"line\r\n" * 50000)
+        if how == "reset":
+            linger = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # on, 0 s: close sends RST
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+        sock.close()
+    time.sleep(0.5)
+    assert recorder.mails() == []
+    assert ours.children() == []
+    with smtplib.SMTP("127.0.0.1", ours.port, timeout=10) as smtp:
+        smtp.sendmail("a@b", ["c@d"], b"whole\r\n")
+    assert body_of(recorder.wait(1)[0]) == b"whole\n"
+
+
+@pytest.mark.parametrize(("rcpt", "reply"), [
+    ("exit-0@x", b"250 Ok, mail was piped\r\n"),
+    ("exit-75@x", b"451 Pipe command reported error 75\r\n"),
+    ("exit-68@x", b"451 Pipe command reported error 68\r\n"),
+    ("exit-69@x", b"451 Pipe command reported error 69\r\n"),
+    ("exit-71@x", b"451 Pipe command reported error 71\r\n"),
+    ("exit-1@x", b"554 Pipe command reported error 1\r\n"),
+    ("exit-78@x", b"554 Pipe command reported error 78\r\n"),
+    ("kill@x", b"554 Pipe command reported error 137\r\n"),
+    ("stdout@x", b"250 Ok, mail was piped\r\n"),
+    ("stderr@x", b"250 Ok, mail was piped\r\n"),
+])
+def test_exit_status_replies(ours: Daemon, rcpt: str, reply: bytes) -> None:
+    got = converse(ours.port, [b"EHLO x\r\n", b"MAIL FROM:<a@b>\r\n",
+                               f"RCPT TO:<{rcpt}>\r\n".encode(), b"DATA\r\n", b"x\r\n.\r\n",
+                               b"NOOP\r\n"])
+    assert got[-2:] == [reply, b"250 Ok\r\n"]  # and the session goes on
+
+
+def test_command_timeout_and_missing_command(daemon_factory: Any, recorder: Recorder) -> None:
+    d = daemon_factory([f"--command={recorder.command()}", "--command-timeout=1"])
+    start = time.monotonic()
+    got = converse(d.port, [b"HELO x\r\n", b"MAIL FROM:<a@b>\r\n", b"RCPT TO:<sleep-30@x>\r\n",
+                            b"DATA\r\n", b"x\r\n.\r\n"])
+    assert got[-1] == b"554 Pipe command timed out\r\n"
+    assert time.monotonic() - start < 10
+    time.sleep(0.2)
+    assert d.children() == []
+    d = daemon_factory(["--command=/nonexistent/msmtp -f %F --"])
+    got = converse(d.port, [b"HELO x\r\n", b"MAIL FROM:<a@b>\r\n", b"RCPT TO:<c@d>\r\n",
+                            b"DATA\r\n", b"x\r\n.\r\n"])
+    assert got[-1] == b"554 Pipe command reported error 127\r\n"
+
+
+def test_log_file(daemon_factory: Any, recorder: Recorder, tmp_path: Path) -> None:
+    log = tmp_path / "msmtpd.log"
+    d = daemon_factory([f"--command={recorder.command()}", f"--log={log}"])
+    with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as smtp:
+        smtp.sendmail("a@b", ["c@d"], b"x\r\n")
+    time.sleep(0.3)
+    lines = log.read_text().splitlines()
+    messages = [line.split(": ", 1)[1] for line in lines]
+    assert lines[0].split(" ", 3)[2] == f"msmtpd[{d.pid}]"
+    assert messages[0] == "connection from 127.0.0.1, active sessions 1 (max 16), auth_delay=no"
+    assert "starting SMTP session" in messages
+    assert f"pipe command is {sys.executable} {recorder.script} {recorder.dir} -f a@b -- c@d" \
+        in messages
+    assert "mail was piped successfully" in messages
+    assert "mail from=a@b recipients=c@d size=2 reply=250 Ok, mail was piped" in messages
+    assert messages[-2:] == ["client ended session", "connection closed"]
+
+
+def test_hundred_megabyte_mail_in_bounded_memory(ours: Daemon, recorder: Recorder) -> None:
+    line = b"0123456789" * 7 + b"\r\n"  # 72 bytes
+    block = line * 14564  # ~1 MiB
+    n = 100
+    expected = hashlib.sha256()
+    with socket.create_connection(("127.0.0.1", ours.port)) as sock:
+        read_reply(sock)
+        sock.sendall(b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<hash@x>\r\nDATA\r\n")
+        for _ in range(4):
+            read_reply(sock)
+        for _ in range(n):
+            sock.sendall(block)
+        sock.sendall(b".\r\n")
+        assert read_reply(sock, timeout=60) == b"250 Ok, mail was piped\r\n"
+    piped_block = block.replace(b"\r\n", b"\n")
+    for _ in range(n):
+        expected.update(piped_block)
+    mail = recorder.wait(1)[0]
+    assert mail["size"] - len(piped_block) * n < 200  # + the Received: header
+    assert ours.peak_rss_kib() < 80 * 1024, ours.peak_rss_kib()
+    assert len(block) * n >= 100_000_000
+    print(f"peak RSS of msmtpd after a {len(block) * n} byte mail: {ours.peak_rss_kib()} KiB")
+
+
+def test_inetd_mode(recorder: Recorder, tmp_path: Path) -> None:
+    def run(wire: bytes, rcpt: str = "c@d") -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([*OURS, "--inetd", f"--command={recorder.command()}"],
+                              input=wire, capture_output=True, timeout=30,
+                              env=ours_env(dict(os.environ)), cwd=tmp_path)
+
+    mail = b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<stdout@x>\r\nDATA\r\nhi\r\n.\r\n"
+    res = run(mail + b"QUIT\r\n")
+    assert res.stdout == (b"220 localhost ESMTP msmtpd\r\n250-localhost\r\n250-PIPELINING\r\n"
+                          b"250-SIZE 268435456\r\n250 8BITMIME\r\n250 Ok\r\n250 Ok\r\n"
+                          b"354 Send data\r\n250 Ok, mail was piped\r\n221 Bye\r\n")
+    assert res.returncode == 0
+    assert run(mail).returncode == 0  # EOF after a mail counts as the end, as in msmtpd
+    assert run(b"EHLO x\r\nFOO\r\nQUIT\r\n").returncode == 1
+    assert run(b"EHLO x\r\n").returncode == 1
+    mails = recorder.wait(2)
+    assert mails[0]["data"].startswith(
+        b"Received: from x ([])\r\n\tby [] (msmtpd) with ESMTP;\r\n\t")
+
+
+def test_port_in_use(daemon_factory: Any, recorder: Recorder) -> None:
+    d = daemon_factory([f"--command={recorder.command()}"])
+    res = subprocess.run([*OURS, f"--port={d.port}"], capture_output=True, text=True,
+                         env=ours_env(dict(os.environ)), timeout=30)
+    assert res.returncode == 3
+    assert res.stderr.endswith(f": cannot bind to 127.0.0.1:{d.port}: Address already in use\n")
+
+
+@pytest.mark.parametrize("kind", ["tcp", "ssl", "unix"])
+def test_twistd_plugin(kind: str, recorder: Recorder, tmp_path: Path) -> None:
+    """``twistd -n msmtpd --port=ENDPOINT``: one mail, then SIGTERM."""
+    import ssl
+
+    from tests.servers.tlspki import PKI
+
+    port = free_port()
+    sock_path = tmp_path / "msmtpd.sock"
+    if kind == "tcp":
+        endpoint = f"tcp:{port}:interface=127.0.0.1"
+    elif kind == "unix":
+        endpoint = f"unix:{sock_path}"
+    else:
+        pki = PKI(tmp_path / "pki")
+        ca = pki.ca("msmtpd test CA")
+        leaf = pki.leaf(ca, "localhost")
+        endpoint = f"ssl:{port}:interface=127.0.0.1:privateKey={leaf.key}:certKey={leaf.cert}"
+    twistd = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+    proc = subprocess.Popen(
+        [*twistd, "-n", "--pidfile=", "msmtpd", f"--port={endpoint}",
+         f"--command={recorder.command()}"],
+        env=ours_env(dict(os.environ)), cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if kind == "unix":
+                    with socket.socket(socket.AF_UNIX) as sock:
+                        sock.connect(str(sock_path))
+                        sock.sendall(b"HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"
+                                     b"via twistd\r\n.\r\nQUIT\r\n")
+                        assert read_all(sock).endswith(b"250 Ok, mail was piped\r\n221 Bye\r\n")
+                elif kind == "ssl":
+                    ctx = ssl.create_default_context(cafile=str(ca.cert))
+                    with smtplib.SMTP_SSL("localhost", port, timeout=10, context=ctx) as smtp:
+                        smtp.sendmail("a@b", ["c@d"], b"via twistd\r\n")
+                else:
+                    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+                        smtp.sendmail("a@b", ["c@d"], b"via twistd\r\n")
+                break
+            except (OSError, smtplib.SMTPServerDisconnected):
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        mail = recorder.wait(1)[0]
+        assert body_of(mail) == b"via twistd\n"
+        if kind == "unix":  # no IP: msmtpd's layout for a non-IP connection
+            assert mail["data"].startswith(b"Received: from x ([])\r\n\tby [] (msmtpd)")
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    log = out.decode()
+    assert "[msmtpd#info] mail was piped successfully" in log
+    assert proc.returncode in (0, -15), log
+
+
+def test_twistd_unix_socket_and_bare_port(tmp_path: Path) -> None:
+    from msmtp_twisted.daemon.service import MsmtpdOptions, endpoint_description
+
+    assert endpoint_description("2500", "::1") == "tcp:2500:interface=\\:\\:1"
+    assert endpoint_description("unix:/run/x.sock") == "unix:/run/x.sock"
+    opts = MsmtpdOptions()
+    opts.parseOptions(["--port=25", "--interface=127.0.0.2", "--command=true",
+                       "--max-sessions=4"])
+    assert opts.description == "tcp:25:interface=127.0.0.2"
+    assert opts.config.max_sessions == 4
+    with pytest.raises(Exception, match="needs a shell"):
+        MsmtpdOptions().parseOptions(["--command=a | b"])
+
+
+def test_auth_without_password_source_fails_clearly(tmp_path: Path) -> None:
+    """No passwordeval, no key ring (no D-Bus session), no terminal: exit 3."""
+    env = ours_env({k: v for k, v in os.environ.items() if not k.startswith("DBUS")})
+    env["DBUS_SESSION_BUS_ADDRESS"] = f"unix:path={tmp_path}/no-bus"
+    res = subprocess.run([*OURS, "--auth=bob", "--port=1"], capture_output=True, text=True,
+                         env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+                         timeout=30)
+    assert res.returncode == 3
+    assert res.stderr.endswith(": cannot get password for (localhost, smtp, bob): "
+                               "no key ring entry, and no terminal to ask on\n")
+
+
+def test_client_that_never_reads_replies_is_throttled(ours: Daemon) -> None:
+    """Commands without reading the replies: once the replies fill the socket
+    buffers the server stops reading, so neither side's buffers grow without end."""
+    block = b"NOOP\r\n" * (1 << 17)  # 768 KiB, as many replies of 8 bytes
+    sent = 0
+    with socket.create_connection(("127.0.0.1", ours.port)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.settimeout(2)
+        with pytest.raises(TimeoutError):
+            while sent < 300 * len(block):
+                sock.sendall(block)
+                sent += len(block)
+    assert sent < 100 * len(block)
+    assert ours.peak_rss_kib() < 80 * 1024
