@@ -221,3 +221,33 @@ def test_send_mail_api_uses_the_accounts_tls(pki, tmp_path, implicit) -> None:
         assert result == {"code": 250}
         assert server.session.tls
         assert server.message.recipients == ["you@example.org"]
+
+
+def test_msmtp_tls_endpoint_string_via_plugin(pki, tmp_path) -> None:
+    """clientFromString finds our parser through the twisted/plugins module."""
+    with RecordingServer(tls_context=pki.good.server_context(), implicit_tls=True) as server:
+        result = _run(f"""
+            import json
+            from twisted.internet import task
+            from twisted.internet.endpoints import clientFromString
+            from twisted.internet.protocol import Factory, Protocol
+
+            class Greeting(Protocol):
+                def dataReceived(self, data):
+                    self.factory.done.callback(data)
+                    self.transport.loseConnection()
+
+            def main(reactor):
+                from twisted.internet import defer
+                endpoint = clientFromString(
+                    reactor, "msmtp-tls:127.0.0.1:{server.port}:trust_file={pki.root.cert}"
+                             ":host_override=localhost")
+                f = Factory.forProtocol(Greeting)
+                f.done = defer.Deferred()
+                d = endpoint.connect(f)
+                d.addCallback(lambda _: f.done)
+                d.addCallback(lambda data: print(json.dumps({{"greeting": data[:3].decode()}})))
+                return d
+            task.react(main)
+        """, tmp_path)
+    assert result == {"greeting": "220"}

@@ -1,4 +1,4 @@
-"""twistd plugins of msmtp-twisted: ``twistd msmtpd``.
+"""Twisted plugins of msmtp-twisted: ``twistd msmtpd`` and ``msmtp-tls:`` client endpoints.
 
     twistd -n msmtpd --port=tcp:2500:interface=::1 --command='msmtp -f %F --'
     twistd msmtpd --port=unix:/run/msmtpd.sock --pidfile=/run/msmtpd.pid \
@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import IServiceMaker
+from twisted.internet.interfaces import IStreamClientEndpointStringParserWithReactor
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
@@ -44,3 +45,19 @@ class MsmtpdServiceMaker:
 
 
 msmtpdServiceMaker = MsmtpdServiceMaker()
+
+
+@implementer(IPlugin, IStreamClientEndpointStringParserWithReactor)
+class MsmtpTLSEndpointParser:
+    """``clientFromString(reactor, "msmtp-tls:mail.example.org:465:trust_file=...")``:
+    implicit TLS with msmtp's certificate checks (see msmtp_twisted.net.tls)."""
+
+    prefix = "msmtp-tls"
+
+    def parseStreamClient(self, reactor: Any, *args: Any, **kwargs: Any) -> Any:
+        from msmtp_twisted.net.tls import TLSEndpointParser
+
+        return TLSEndpointParser().parseStreamClient(reactor, *args, **kwargs)
+
+
+msmtpTLSEndpointParser = MsmtpTLSEndpointParser()
