@@ -29,7 +29,7 @@ from twisted.internet import defer
 from msmtp_twisted.config.account import Account
 from msmtp_twisted.config.files import load_accounts
 from msmtp_twisted.config.select import complete_account
-from msmtp_twisted.smtp.client import Delivered, SendmailRequest, sendmail_session
+from msmtp_twisted.smtp.client import Delivered, sendmail_session
 
 __all__ = ["Delivered", "load_account", "send_mail"]
 
@@ -70,7 +70,7 @@ def send_mail(
     """
     from msmtp_twisted.modes.common import start_account_session
     from msmtp_twisted.modes.prepare import read_headers
-    from msmtp_twisted.modes.sendmail import MailBody, build_body_parts
+    from msmtp_twisted.modes.sendmail import MailBody, build_body_parts, sendmail_request
 
     if account.auth_mech is not None:
         return defer.fail(NotImplementedError("authentication is not available yet"))
@@ -87,14 +87,6 @@ def send_mail(
     headers = read_headers(stream, want_recipients=False)
     prepend, policy = build_body_parts(account, headers, list(recipients), sender)
     body = MailBody(prepend, headers.head, headers.rest, stream, policy)
-    request = SendmailRequest(
-        envelope_from=sender,
-        recipients=tuple(recipients),
-        protocol=account.protocol,
-        domain=account.domain,
-        dsn_notify=account.dsn_notify,
-        dsn_return=account.dsn_return,
-        starttls=account.tls and account.tls_starttls,
-    )
+    request = sendmail_request(account, sender, list(recipients))
     return start_account_session(reactor, account, sendmail_session(request), body=body,
                                  tls=tls)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from msmtp_twisted.cli import CommandLine, Output
     from msmtp_twisted.modes.prepare import ReadHeaders
 
-__all__ = ["MailBody", "build_body_parts", "run_sendmail"]
+__all__ = ["MailBody", "build_body_parts", "run_sendmail", "sendmail_request"]
 
 _CHUNK = 65536
 
@@ -66,6 +66,21 @@ class MailBody:
             yield encoder.feed(data)
         yield encoder.finish()
         self._mailsize += encoder.mailsize
+
+
+def sendmail_request(account: Account, envelope_from: str, recipients: list[str]) -> Any:
+    """The envelope and protocol choices of one mail for the sans-IO session."""
+    from msmtp_twisted.smtp.client import SendmailRequest
+
+    return SendmailRequest(
+        envelope_from=envelope_from,
+        recipients=tuple(recipients),
+        protocol=account.protocol,
+        domain=account.domain,
+        dsn_notify=account.dsn_notify,
+        dsn_return=account.dsn_return,
+        starttls=account.tls and account.tls_starttls,
+    )
 
 
 def build_body_parts(
@@ -124,7 +139,7 @@ def run_sendmail(
         tracer,
         unsupported,
     )
-    from msmtp_twisted.smtp.client import SendmailRequest, sendmail_session
+    from msmtp_twisted.smtp.client import sendmail_session
 
     problem = unsupported(account)
     if problem is not None:
@@ -135,15 +150,7 @@ def run_sendmail(
 
     prepend, policy = build_body_parts(account, headers, recipients, account.from_addr or "")
     body = MailBody(prepend, headers.head, headers.rest, stdin, policy)
-    request = SendmailRequest(
-        envelope_from=account.from_addr or "",
-        recipients=tuple(recipients),
-        protocol=account.protocol,
-        domain=account.domain,
-        dsn_notify=account.dsn_notify,
-        dsn_return=account.dsn_return,
-        starttls=account.tls and account.tls_starttls,
-    )
+    request = sendmail_request(account, account.from_addr or "", recipients)
     trace = tracer(out) if conf.debug else None
     outcome = run_account_session(account, sendmail_session(request), body=body, trace=trace,
                                   tls_info=tls_printer(out) if conf.debug else None)
