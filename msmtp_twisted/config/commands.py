@@ -66,18 +66,23 @@ def get_pos_int(text: str) -> int:
     return value
 
 
+def home_dir() -> str:
+    """``$HOME``, else the password database's home directory, else "" (as msmtp)."""
+    home = os.environ.get("HOME")
+    if home is not None:
+        return home
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except (KeyError, ImportError):
+        return ""
+
+
 def expand_tilde(path: str) -> str:
     """Replace a leading ``~`` by ``$HOME`` (msmtp does this textually, for ``~user`` too)."""
     if path.startswith("~"):
-        home = os.environ.get("HOME")
-        if home is None:
-            try:
-                import pwd
-
-                home = pwd.getpwuid(os.getuid()).pw_dir
-            except (KeyError, ImportError):
-                home = ""
-        return home + path[1:]
+        return home_dir() + path[1:]
     return path
 
 

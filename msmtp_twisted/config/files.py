@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.config.account import Account
-from msmtp_twisted.config.commands import expand_tilde
+from msmtp_twisted.config.commands import expand_tilde, home_dir
 from msmtp_twisted.config.parser import ConfigError, EvalError, ParsedFile, parse_config
 
 __all__ = [
@@ -39,18 +39,6 @@ def _join(directory: str, name: str) -> str:
 
 def system_config_path() -> str:
     return _join(sysconfdir(), "msmtprc")
-
-
-def home_dir() -> str:
-    home = os.environ.get("HOME")
-    if home is not None:
-        return home
-    try:
-        import pwd
-
-        return pwd.getpwuid(os.getuid()).pw_dir
-    except (KeyError, ImportError):
-        return ""
 
 
 def user_config_path() -> str:
