@@ -16,6 +16,10 @@ for every recipient, and fails with
 msmtp's message and exit code.  The message goes through the same header
 handling as ``msmtp`` (Bcc removed, From/Date/Message-ID added as the account
 says).  The reactor is a parameter; nothing here touches a global one.
+
+Accounts with ``auth`` authenticate as ``msmtp`` does (same mechanism choice);
+``passwordeval`` runs in :func:`load_account`, and a password missing from the
+account is looked up in the key ring and netrc in a thread — never by prompting.
 """
 
 from __future__ import annotations
@@ -72,8 +76,6 @@ def send_mail(
     from msmtp_twisted.modes.prepare import read_headers
     from msmtp_twisted.modes.sendmail import MailBody, build_body_parts, sendmail_request
 
-    if account.auth_mech is not None:
-        return defer.fail(NotImplementedError("authentication is not available yet"))
     tls = None
     if account.tls:
         from msmtp_twisted.net.tls import AccountTLS, TLSFailure
@@ -89,4 +91,14 @@ def send_mail(
     body = MailBody(prepend, headers.head, headers.rest, stream, policy)
     request = sendmail_request(account, sender, list(recipients))
     return start_account_session(reactor, account, sendmail_session(request), body=body,
-                                 tls=tls)
+                                 tls=tls, password=_password_in_thread(reactor, account))
+
+
+def _password_in_thread(reactor: Any, account: Account) -> Any:
+    """Key ring and netrc, off the reactor thread; never a terminal prompt."""
+    from twisted.internet import threads
+
+    from msmtp_twisted.modes.common import password_source
+
+    lookup = password_source(account, prompt=False)
+    return lambda: threads.deferToThreadPool(reactor, reactor.getThreadPool(), lookup)

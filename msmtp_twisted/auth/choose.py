@@ -84,7 +84,7 @@ def choose_mechanism(
         if want not in server:
             raise AuthChoiceError(f"the server does not support authentication method {want}")
         if want not in client:
-            raise AuthChoiceError(f"authentication method {want} not supported", EX_SOFTWARE)
+            raise AuthChoiceError(f"authentication method {want} is not available", EX_SOFTWARE)
         if want.endswith("-PLUS") and not (tls and channel_binding):
             raise AuthChoiceError(
                 f"authentication method {want} needs TLS channel binding information"

@@ -57,21 +57,33 @@ def user_config_path() -> str:
     return path
 
 
-def run_eval(command: str) -> str:
+def run_eval(command: str, *, check_status: bool = False) -> str:
     """Run ``command`` with /bin/sh (the user's own config asks for it) and return its
-    first output line without the line ending, as msmtp's ``eval`` does."""
+    first output line without the line ending, as msmtp's ``eval`` does.
+
+    ``check_status`` (``passwordeval``): a command that exits non-zero or is killed is
+    an error, even if it printed something (msmtp 1.8.23 would use that output), and
+    the command reads from /dev/null, never the mail on our standard input.
+    """
     import subprocess  # only configs using eval/passwordeval pay for it
 
     try:
         proc = subprocess.Popen(
-            ["/bin/sh", "-c", command], stdout=subprocess.PIPE, stdin=None
+            ["/bin/sh", "-c", command], stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL if check_status else None,
         )
     except OSError as e:
         raise EvalError(f"cannot evaluate '{command}': {e.strerror}") from None
     assert proc.stdout is not None
     with proc:
         first = proc.stdout.readline()
+        if check_status:
+            proc.stdout.read()  # let it finish writing: its exit status counts
         proc.stdout.close()
+    if check_status and proc.returncode != 0:
+        if proc.returncode < 0:
+            raise EvalError(f"cannot evaluate '{command}': killed by signal {-proc.returncode}")
+        raise EvalError(f"cannot evaluate '{command}': exit status {proc.returncode}")
     if not first:
         raise EvalError(f"cannot read output of '{command}'")
     text = first.decode("utf-8", "surrogateescape")

@@ -361,12 +361,15 @@ def complete_account(
     Raises :class:`SelectError` with msmtp's message and exit code.
     """
     if account.auth_mech is not None and account.password is None and account.passwordeval:
-        if evaluate is None:
-            from msmtp_twisted.config.files import run_eval as evaluate
         from msmtp_twisted.config.parser import EvalError
 
         try:
-            account.password = evaluate(account.passwordeval)
+            if evaluate is None:
+                from msmtp_twisted.config.files import run_eval
+
+                account.password = run_eval(account.passwordeval, check_status=True)
+            else:
+                account.password = evaluate(account.passwordeval)
         except EvalError as e:
             raise SelectError(str(e)) from None
     if account.port == 0:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from msmtp_twisted.smtp.client import SMTPFailure
 
 __all__ = [
+    "auth_request",
     "endpoint_for",
     "print_failure",
     "report_failure",
@@ -39,10 +40,37 @@ def endpoint_for(reactor: Any, account: Account, **tcp_options: Any) -> Any:
     )
 
 
+def auth_request(account: Account) -> Any:
+    """The AUTH step's settings for the account, or None without ``auth``."""
+    if account.auth_mech is None:
+        return None
+    from msmtp_twisted.smtp.client import AuthRequest
+
+    return AuthRequest(
+        mechanism=account.auth_mech or "",
+        user=account.username,
+        password=account.password,
+        # msmtp names a unix socket's path here (DIGEST-MD5's digest-uri, OAUTHBEARER)
+        host=account.host if account.host is not None else (account.socket or "localhost"),
+        port=account.effective_port(),
+        tls=bool(account.tls),
+    )
+
+
+def password_source(account: Account, *, prompt: bool = True) -> Any:
+    """For the session's PASSWORD action: key ring, netrc, then (``prompt``) the terminal."""
+    def lookup() -> str | None:
+        from msmtp_twisted.auth.password import lookup_password
+
+        if account.username is None:
+            return None
+        host = account.host if account.host is not None else (account.socket or "localhost")
+        return lookup_password(host, account.username, prompt=prompt)
+    return lookup
+
+
 def unsupported(account: Account) -> str | None:
     """Features whose issues have not landed yet: refuse clearly, never send in clear."""
-    if account.auth_mech is not None:
-        return "authentication is not implemented yet in this version"
     if account.proxy_host is not None and account.socket is None:
         return "SOCKS proxies are not implemented yet in this version"
     return None
@@ -68,6 +96,8 @@ def print_failure(out: Output, account: Account, failure: SMTPFailure) -> None:
     if failure.reply is not None:
         for line in failure.reply.lines:
             out.err(f"server message: {sanitize(line)}")
+    for line in failure.details:
+        out.err(sanitize(line))
     report_failure(out, account, None)
 
 
@@ -144,10 +174,12 @@ def run_account_session(account: Account, session: Any, *, body: Any = None,
 
 
 def start_account_session(reactor: Any, account: Account, session: Any, *, body: Any = None,
-                          trace: Any = None, tls: Any = None) -> Any:
+                          trace: Any = None, tls: Any = None, password: Any = None) -> Any:
     """Connect for ``account`` on ``reactor`` and run ``session``: a Deferred that
     fires with the session's result or fails with SMTPFailure/ConnectFailure/TLSFailure.
-    ``tls`` is an :class:`~msmtp_twisted.net.tls.AccountTLS` when the account uses TLS."""
+    ``tls`` is an :class:`~msmtp_twisted.net.tls.AccountTLS` when the account uses TLS;
+    ``password()`` is asked when AUTH needs a password the account lacks (default: key
+    ring, netrc, terminal, blocking as msmtp does)."""
     from twisted.internet.protocol import Factory
 
     from msmtp_twisted.protocol.session import SessionProtocol
@@ -156,6 +188,8 @@ def start_account_session(reactor: Any, account: Account, session: Any, *, body:
         session, clock=reactor, timeout=account.timeout or None, body=body,
         trace=tls.trace(trace) if tls is not None else trace,
         start_tls=tls.start_tls if tls is not None else None,
+        channel_binding=tls.channel_binding if tls is not None else None,
+        password=password if password is not None else password_source(account),
     )
     endpoint = endpoint_for(reactor, account)
     if tls is not None:

@@ -34,9 +34,12 @@ def print_version(out: Output) -> None:
     out.out("Authentication library: built-in")
     out.out("Supported authentication methods:")
     out.out("".join(f"{m} " for m in auth.METHODS))
+    if auth.UNAVAILABLE:
+        out.out("Unavailable authentication methods: "
+                + ", ".join(f"{m} ({why})" for m, why in auth.UNAVAILABLE.items()))
     out.out("IDN support: enabled")
     out.out("NLS: disabled")
-    out.out(f"Keyring support: {auth.KEYRING or 'none'}")
+    out.out(f"Keyring support: {auth.keyring_support()}")
     out.out(f"System configuration file name: {system_config_path()}")
     out.out(f"User configuration file name: {user_config_path()}")
     out.out("")

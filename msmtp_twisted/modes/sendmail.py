@@ -70,6 +70,7 @@ class MailBody:
 
 def sendmail_request(account: Account, envelope_from: str, recipients: list[str]) -> Any:
     """The envelope and protocol choices of one mail for the sans-IO session."""
+    from msmtp_twisted.modes.common import auth_request
     from msmtp_twisted.smtp.client import SendmailRequest
 
     return SendmailRequest(
@@ -80,6 +81,7 @@ def sendmail_request(account: Account, envelope_from: str, recipients: list[str]
         dsn_notify=account.dsn_notify,
         dsn_return=account.dsn_return,
         starttls=account.tls and account.tls_starttls,
+        auth=auth_request(account),
     )
 
 

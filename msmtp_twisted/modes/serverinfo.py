@@ -126,6 +126,8 @@ def _print_error(out: Output, outcome: Any) -> int:
     if reply is not None:
         for line in reply.lines:
             out.err(f"server message: {sanitize(line)}")
+    for line in getattr(outcome, "details", ()):
+        out.err(sanitize(line))
     return outcome.exitcode
 
 
@@ -151,14 +153,19 @@ def run_serverinfo(conf: CommandLine, account: Account, out: Output) -> int:
 
 
 def run_rmqs(conf: CommandLine, account: Account, out: Output) -> int:
-    from msmtp_twisted.modes.common import run_account_session, tls_printer, tracer
+    from msmtp_twisted.modes.common import (
+        auth_request,
+        run_account_session,
+        tls_printer,
+        tracer,
+    )
     from msmtp_twisted.smtp.client import Delivered, etrn_session
 
     if not _prepare(account, out):
         return sysexits.EX_UNAVAILABLE
     trace = tracer(out) if conf.debug else None
     session = etrn_session(account.protocol, account.domain, conf.rmqs or "",
-                           account.tls and account.tls_starttls)
+                           account.tls and account.tls_starttls, auth_request(account))
     outcome = run_account_session(account, session, trace=trace, tls_first=False,
                                   tls_info=tls_printer(out) if conf.debug else None)
     if not isinstance(outcome, Delivered):

@@ -776,6 +776,13 @@ class AccountTLS:
             self._timer.cancel()
         self._timer = None
 
+    def channel_binding(self) -> dict[str, bytes]:
+        """The established connection's channel binding data (SCRAM -PLUS)."""
+        state = self.state
+        if state is None or not state.handshake_done or state.failure is not None:
+            return {}
+        return dict(state.channel_binding)
+
     def wrap_endpoint(self, endpoint: Any) -> TLSWrapperEndpoint:
         self.started = True
         return TLSWrapperEndpoint(self.creator, endpoint)

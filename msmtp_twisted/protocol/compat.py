@@ -37,7 +37,13 @@ from twisted.internet import defer
 from twisted.internet.protocol import ClientFactory
 
 from msmtp_twisted import sysexits
-from msmtp_twisted.smtp.client import Delivered, SendmailRequest, SMTPFailure, sendmail_session
+from msmtp_twisted.smtp.client import (
+    AuthRequest,
+    Delivered,
+    SendmailRequest,
+    SMTPFailure,
+    sendmail_session,
+)
 
 __all__ = ["ESMTPSenderFactory", "SMTPSenderFactory", "sendmail"]
 
@@ -100,6 +106,9 @@ class SMTPSenderFactory(ClientFactory):
     def _problem(self) -> str | None:
         return None
 
+    def _auth(self, tls: bool) -> AuthRequest | None:
+        return None
+
     def _tls(self) -> Any:
         """None (no TLS), or what to start TLS with: our AccountTLS or a
         foreign connection creator / context factory."""
@@ -117,7 +126,7 @@ class SMTPSenderFactory(ClientFactory):
                 problem = failure
         request = SendmailRequest(
             envelope_from=self.fromEmail, recipients=tuple(self.toEmail), domain=self.domain,
-            starttls=tls is not None,
+            starttls=tls is not None, auth=self._auth(tls is not None),
         )
         clock = self._clock
         if clock is None:
@@ -136,6 +145,7 @@ class SMTPSenderFactory(ClientFactory):
             timeout=self.timeout,
             body=_FileBody(self.file),
             start_tls=start_tls,
+            channel_binding=tls.channel_binding if ours else None,
         )
         if ours:
             tls.set_timeout(clock, self.timeout)
@@ -190,10 +200,21 @@ class ESMTPSenderFactory(SMTPSenderFactory):
         if hostname:
             self.domain = hostname.decode() if isinstance(hostname, bytes) else hostname
 
-    def _problem(self) -> str | None:
-        if self.requireAuthentication or self.username:
-            return "authentication is not implemented yet in this version"
-        return None
+    def _auth(self, tls: bool) -> AuthRequest | None:
+        """Like Twisted's ESMTPSender: authenticate when a user name is given (or
+        required); unlike it, choose the mechanism as msmtp does, so a password
+        never crosses an unencrypted connection except with SCRAM."""
+        if not self.username and not self.requireAuthentication:
+            return None
+
+        def text(value: str | bytes | None) -> str | None:
+            return value.decode("utf-8") if isinstance(value, bytes) else value
+
+        return AuthRequest(
+            user=text(self.username) or None, password=text(self.password),
+            host=self._tls_hostname or "localhost", tls=tls,
+            optional=not self.requireAuthentication,
+        )
 
     def _tls(self) -> Any:
         if self.contextFactory is None and not self.requireTransportSecurity:

@@ -22,6 +22,8 @@ from zope.interface import implementer
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.smtp.client import (
+    CHANNEL_BINDING,
+    PASSWORD,
     RECEIVE,
     SEND_BODY,
     START_TLS,
@@ -60,6 +62,8 @@ class SessionProtocol(TwistedProtocol):
         body: BodySource | None = None,
         trace: Trace | None = None,
         start_tls: Callable[[Any], None] | None = None,
+        channel_binding: Callable[[], dict[str, bytes]] | None = None,
+        password: Callable[[], Any] | None = None,
     ) -> None:
         self._session: Generator[Any, Any, Any] | None = session
         self._clock = clock
@@ -67,9 +71,11 @@ class SessionProtocol(TwistedProtocol):
         self._body = body
         self._trace = trace
         self._start_tls = start_tls
+        self._channel_binding = channel_binding
+        self._password = password
         self._reader = ReplyReader()
         self._replies: deque[Reply] = deque()
-        self._outgoing: list[bytes] = []
+        self._outgoing: list[Send] = []
         self._waiting = False
         self._timer: IDelayedCall | None = None
         self._producer: _BodyProducer | None = None
@@ -108,7 +114,7 @@ class SessionProtocol(TwistedProtocol):
                 return
             value = None
             if isinstance(action, Send):
-                self._outgoing.append(action.data)
+                self._outgoing.append(action)
             elif action is RECEIVE:
                 self._flush()
                 if self._replies:
@@ -127,16 +133,39 @@ class SessionProtocol(TwistedProtocol):
                 except SMTPFailure as failure:
                     self._fail(failure)
                     return
+            elif action is CHANNEL_BINDING:
+                value = self._channel_binding() if self._channel_binding is not None else {}
+            elif action is PASSWORD:
+                value = self._ask_password()
+                if isinstance(value, defer.Deferred):
+                    value.addBoth(self._password_answered)
+                    return
             else:  # pragma: no cover - a programming error in a session
                 raise AssertionError(f"unknown action {action!r}")
+
+    def _ask_password(self) -> Any:
+        """The password source may block (a prompt on the terminal, as msmtp does) or
+        return a Deferred; while it runs no timer is armed."""
+        if self._password is None:
+            return None
+        try:
+            return self._password()
+        except Exception:
+            return None
+
+    def _password_answered(self, result: Any) -> None:
+        if self._finished or self._session is None:
+            return
+        self._advance(result if isinstance(result, str) else None)
 
     def _flush(self) -> None:
         if not self._outgoing:
             return
-        data = b"".join(self._outgoing)
-        self._outgoing = []
+        sends, self._outgoing = self._outgoing, []
+        data = b"".join(send.data for send in sends)
         if self._trace:
-            self._trace("-->", data)
+            self._trace("-->", b"".join(
+                send.data if send.shown is None else send.shown for send in sends))
         self.transport.write(data)
 
     def dataReceived(self, data: bytes) -> None:

@@ -25,15 +25,19 @@ from msmtp_twisted import sysexits
 from msmtp_twisted.smtp.reply import Reply
 
 __all__ = [
+    "AuthRequest",
+    "CHANNEL_BINDING",
     "Capabilities",
     "Delivered",
     "LMTPRecipientFailure",
+    "PASSWORD",
     "RECEIVE",
     "SEND_BODY",
     "START_TLS",
     "SMTPFailure",
     "Send",
     "SendmailRequest",
+    "authenticate",
     "etrn_session",
     "hello",
     "open_session",
@@ -52,6 +56,8 @@ MAX_COMMAND = 4094
 @dataclass(frozen=True)
 class Send:
     data: bytes
+    #: what a protocol trace shows instead of ``data`` (AUTH exchanges are masked)
+    shown: bytes | None = field(default=None, repr=False)
 
 
 class _Marker:
@@ -65,6 +71,12 @@ class _Marker:
 RECEIVE = _Marker("RECEIVE")
 SEND_BODY = _Marker("SEND_BODY")
 START_TLS = _Marker("START_TLS")
+#: the driver resumes with the TLS channel binding data: ``{"tls-exporter": b"..."}`` or
+#: ``{"tls-unique": b"..."}``, or ``{}`` without TLS
+CHANNEL_BINDING = _Marker("CHANNEL_BINDING")
+#: the driver resumes with a password from the account's other sources (key ring, netrc,
+#: a prompt), or None; the action carries no data: :attr:`AuthRequest.user`/``host`` say whose
+PASSWORD = _Marker("PASSWORD")
 
 Action = Send | _Marker
 Session = Generator[Action, object, "Delivered"]
@@ -81,6 +93,7 @@ class SMTPFailure(Exception):
         *,
         quit: bool = False,
         lmtp_failures: Sequence[LMTPRecipientFailure] = (),
+        details: Sequence[str] = (),
     ) -> None:
         super().__init__(message)
         self.exitcode = exitcode
@@ -88,6 +101,8 @@ class SMTPFailure(Exception):
         self.reply = reply
         self.quit = quit
         self.lmtp_failures = list(lmtp_failures)
+        #: more lines for the user, printed after the server's reply
+        self.details = list(details)
 
 
 @dataclass(frozen=True)
@@ -201,6 +216,136 @@ def hello(protocol: str, domain: str) -> Generator[Action, object, Capabilities]
     return Capabilities()
 
 
+@dataclass(frozen=True)
+class AuthRequest:
+    """What AUTH needs from the account.
+
+    ``mechanism``: ``""`` for msmtp's automatic choice, else a SASL name.  ``host`` and
+    ``port`` go into DIGEST-MD5's digest-uri and OAUTHBEARER's message (msmtp passes
+    the socket name as host for unix sockets).  ``tls``: whether TLS is active when AUTH
+    runs.  ``supported``: the mechanisms this client can run (None: all built-in ones).
+    Without ``password`` the session asks the driver with :data:`PASSWORD`, only when the
+    chosen mechanism needs one, as msmtp does.
+    """
+
+    mechanism: str = ""
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    host: str = "localhost"
+    port: int = 25
+    tls: bool = False
+    supported: tuple[str, ...] | None = None
+    #: skip AUTH when the server does not offer it (Twisted's requireAuthentication=False)
+    optional: bool = False
+
+
+#: Mechanisms whose first message goes with the AUTH command, as msmtp sends them
+#: (GNU SASL's other mechanisms wait for the server's first 334).
+INLINE = ("PLAIN", "OAUTHBEARER")
+
+_HIDDEN = b"[hidden]"
+
+
+def _secret(line: str, shown: bytes) -> Send:
+    send = command(line)
+    return Send(send.data, shown=shown + b"\r\n")
+
+
+def authenticate(caps: Capabilities, auth: AuthRequest) -> Generator[Action, object, str]:
+    """AUTH with the mechanism msmtp would choose; returns the mechanism's name
+    (``""`` when an optional AUTH was skipped).
+
+    Failures are msmtp's: the server offers no AUTH (69, with QUIT), no usable or
+    offered mechanism (69/70), no user name or password (69), a refusal (77 with the
+    server's reply), a challenge that cannot be answered or a server that cannot
+    prove it knows the password (76/77; the connection is closed without a reply).
+    """
+    # imported here: mails without AUTH should not pay for hashlib, stringprep, ...
+    from msmtp_twisted.auth.choose import AuthChoiceError, choose_mechanism
+    from msmtp_twisted.auth.mechanisms import (
+        MECHANISMS,
+        SASLError,
+        create,
+        decode_challenge,
+        encode_initial_response,
+        encode_response,
+    )
+
+    if not caps.auth:
+        if auth.optional:
+            return ""
+        raise SMTPFailure(
+            sysexits.EX_UNAVAILABLE, "the server does not support authentication", quit=True
+        )
+    want = auth.mechanism.upper()
+    if want == "ON":
+        want = ""
+    binding: dict[str, bytes] = {}
+    if auth.tls and (not want or want.endswith("-PLUS")):
+        got = yield CHANNEL_BINDING
+        if isinstance(got, dict):
+            binding = got
+    try:
+        name = choose_mechanism(
+            caps.auth_mechanisms, tls=auth.tls, channel_binding=bool(binding),
+            requested=want,
+            supported=MECHANISMS if auth.supported is None else auth.supported,
+        )
+    except AuthChoiceError as e:
+        raise SMTPFailure(e.exitcode, e.message) from None
+    user, password = auth.user, auth.password
+    if name != "EXTERNAL":
+        if user is None:
+            raise SMTPFailure(
+                sysexits.EX_UNAVAILABLE, f"authentication method {name} needs a user name"
+            )
+        if name != "GSSAPI" and password is None:
+            got = yield PASSWORD
+            if not isinstance(got, str):
+                raise SMTPFailure(
+                    sysexits.EX_UNAVAILABLE, f"authentication method {name} needs a password"
+                )
+            password = got
+    cb = None
+    if name.endswith("-PLUS"):
+        cb_type = "tls-exporter" if "tls-exporter" in binding else "tls-unique"
+        cb = (cb_type, binding[cb_type])
+    try:
+        mech = create(name, user=user, password=password, host=auth.host, port=auth.port,
+                      channel_binding=cb)
+        initial = mech.initial_response() if name in INLINE else None
+    except SASLError as e:
+        raise SMTPFailure(e.exitcode, e.message) from None
+    if initial is None:
+        yield command(f"AUTH {name}")
+    else:
+        yield _secret(f"AUTH {name} {encode_initial_response(initial)}",
+                      f"AUTH {name} ".encode() + _HIDDEN)
+    while True:
+        reply = _reply((yield RECEIVE))
+        try:
+            if reply.code == 235:
+                mech.finish()
+                return name
+            if reply.code != 334:
+                details = []
+                json_error = getattr(mech, "server_error_json", None)
+                if json_error is not None:
+                    import json
+
+                    details.append("server error: " + json.dumps(json_error))
+                raise SMTPFailure(
+                    sysexits.EX_NOPERM, f"authentication failed (method {name})", reply,
+                    details=details,
+                )
+            response = mech.respond(decode_challenge(reply.lines[0][4:], name))
+        except SASLError as e:
+            raise SMTPFailure(e.exitcode, e.message) from None
+        encoded = encode_response(response)
+        # an empty response tells nothing: show it as it is
+        yield _secret(encoded, _HIDDEN if encoded else b"")
+
+
 def _refused(status: int) -> int:
     return sysexits.EX_UNAVAILABLE if 400 <= status <= 499 else sysexits.EX_DATAERR
 
@@ -214,6 +359,7 @@ class SendmailRequest:
     dsn_notify: str | None = None
     dsn_return: str | None = None
     starttls: bool = False
+    auth: AuthRequest | None = None
 
 
 def envelope(
@@ -300,6 +446,8 @@ def sendmail_session(request: SendmailRequest) -> Session:
         raise SMTPFailure(
             sysexits.EX_UNAVAILABLE, "the server does not support DSN", quit=True
         )
+    if request.auth is not None:
+        yield from authenticate(caps, request.auth)
     yield from envelope(request, caps)
     mailsize = yield SEND_BODY
     assert isinstance(mailsize, int)
@@ -325,7 +473,8 @@ def sendmail_session(request: SendmailRequest) -> Session:
     return Delivered(None, mailsize)
 
 
-def etrn_session(protocol: str, domain: str, argument: str, starttls: bool = False) -> Session:
+def etrn_session(protocol: str, domain: str, argument: str, starttls: bool = False,
+                 auth: AuthRequest | None = None) -> Session:
     """``--rmqs``: one ETRN request (RFC 1985)."""
     caps = (yield from open_session(protocol, domain, starttls)).capabilities
     if not caps.etrn:
@@ -334,6 +483,8 @@ def etrn_session(protocol: str, domain: str, argument: str, starttls: bool = Fal
             "the server does not support Remote Message Queue Starting",
             quit=True,
         )
+    if auth is not None:
+        yield from authenticate(caps, auth)
     yield command(f"ETRN {argument}")
     reply = _reply((yield RECEIVE))
     if reply.code in (250, 251, 252, 253):

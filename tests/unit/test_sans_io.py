@@ -14,6 +14,8 @@ PURE = [
     "msmtp_twisted.config.select",
     "msmtp_twisted.message.headers",
     "msmtp_twisted.message.aliases",
+    "msmtp_twisted.auth.mechanisms",
+    "msmtp_twisted.auth.choose",
 ]
 
 

@@ -688,7 +688,7 @@ def test_choose_explicit():
     assert e.value.exitcode == 69
     with pytest.raises(AuthChoiceError) as e:
         choose_mechanism(["GSSAPI"], tls=True, channel_binding=False, requested="GSSAPI")
-    assert str(e.value) == "authentication method GSSAPI not supported"
+    assert str(e.value) == "authentication method GSSAPI is not available"
     assert e.value.exitcode == 70
     with pytest.raises(AuthChoiceError) as e:
         choose_mechanism(
