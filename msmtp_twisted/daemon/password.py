@@ -6,10 +6,11 @@ As msmtpd 1.8.23 does:
    own shell command, like msmtp's ``passwordeval``) and take the first line of
    its output, without the line ending; no output at all is an error
    (``cannot read output of 'CMD'``);
-2. otherwise the key ring: the Secret Service item with the attributes
-   ``host=localhost service=smtp user=USER`` (what ``secret-tool store --label=msmtpd
-   host localhost service smtp user USER`` makes), then the libgnome-keyring
-   compatible ``server=localhost protocol=smtp user=USER``;
+2. otherwise the key ring, as msmtp searches it: the Secret Service item with the
+   attributes ``host=localhost service=smtp user=USER`` (what ``secret-tool store
+   --label=msmtpd host localhost service smtp user USER`` makes), then the
+   libgnome-keyring compatible ``server=localhost protocol=smtp user=USER``, then the
+   ``keyring`` package (service ``localhost``);
 3. then a prompt ``password for USER at localhost: `` on ``/dev/tty``, never on
    standard input (in ``--inetd`` mode that is the SMTP client).  msmtpd falls
    back to standard input; we fail with a clear error instead.
@@ -49,49 +50,19 @@ def eval_password(command: str) -> str:
 
 
 def keyring_password(user: str, host: str = "localhost", service: str = "smtp") -> str | None:
-    """The Secret Service look-up of libsecret's ``secret_password_lookup_sync``
-    with msmtp's attributes; None when there is no key ring or no such item."""
-    try:
-        import secretstorage
-    except ImportError:
-        return None
-    try:
-        conn = secretstorage.dbus_init()
-    except Exception:
-        return None
-    try:
-        for attrs in (
-            {"host": host, "service": service, "user": user},
-            {"user": user, "protocol": service, "server": host},
-        ):
-            for item in secretstorage.search_items(conn, attrs):
-                if item.is_locked():
-                    item.unlock()
-                secret = item.get_secret()
-                return secret.decode("utf-8", "surrogateescape")
-    except Exception:
-        return None
-    finally:
-        try:
-            conn.close()
-        except Exception:
-            pass
-    return None
+    """The key ring look-up msmtp does (:func:`msmtp_twisted.auth.keyring.keyring_lookup`):
+    the Secret Service item ``host=localhost service=smtp user=USER``, the old
+    libgnome-keyring one, then the ``keyring`` package; None when nothing is found."""
+    from msmtp_twisted.auth.keyring import keyring_lookup
+
+    return keyring_lookup(host, user, service)
 
 
 def prompt_password(user: str, host: str = "localhost") -> str | None:
-    """Ask on /dev/tty; None when there is no terminal."""
-    try:
-        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
-    except OSError:
-        return None
-    os.close(fd)
-    import getpass
+    """Ask on /dev/tty, echo off; None when there is no terminal."""
+    from msmtp_twisted.auth.password import prompt_password as ask
 
-    try:
-        return getpass.getpass(f"password for {user} at {host}: ")
-    except (EOFError, OSError, KeyboardInterrupt):
-        return None
+    return ask(host, user)
 
 
 def get_password(spec: str) -> tuple[str, str]:

@@ -24,6 +24,7 @@ from tests.servers.hostile import HostileServer
 from tests.servers.msmtp import DEFAULT_MAIL, REAL_MSMTP, MsmtpResult, run_msmtp, write_config
 from tests.servers.proxy import DelayProxy
 from tests.servers.recording import RecordingServer
+from tests.servers.secretservice import secret_service  # noqa: F401  (a fixture)
 
 
 @pytest.fixture
