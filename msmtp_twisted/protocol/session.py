@@ -37,6 +37,8 @@ __all__ = ["BodySource", "SessionProtocol"]
 
 #: How long QUIT may take before the connection is simply closed.
 QUIT_TIMEOUT = 10.0
+#: How long a graceful close (after QUIT) may take before the connection is dropped.
+CLOSE_TIMEOUT = 2.0
 
 
 class BodySource(Protocol):
@@ -302,12 +304,24 @@ class SessionProtocol(TwistedProtocol):
     def _close(self, *, abort: bool = False) -> None:
         self._session = None
         if self.transport is not None and self.connected:
-            if abort:
+            if abort or not self._quitting:
+                # After an error msmtp just closes the socket.  A graceful close would
+                # flush what is still queued and, under TLS, wait for the server's
+                # close_notify, which some servers (Exim) never send.
                 self.transport.abortConnection()
             else:
                 self.transport.loseConnection()
+                # after QUIT the server closes; one that does not (or never answers
+                # our close_notify) must not keep us here
+                self._cancel_timer()
+                self._timer = self._clock.callLater(CLOSE_TIMEOUT, self._close_timed_out)
         else:
             self._finish()
+
+    def _close_timed_out(self) -> None:
+        self._timer = None
+        if self.transport is not None and self.connected:
+            self.transport.abortConnection()
 
     def _finish(self) -> None:
         if self._finished:
