@@ -29,18 +29,19 @@ def netrc_password(host: str, user: str) -> str | None:
     return find_password(host, user, sysconfdir(), home_dir())
 
 
-def _tty_read_line(fd: int) -> bytes | None:
-    """Read one line from the terminal; None on end of file before anything was typed."""
+def _tty_read_line(fd: int) -> tuple[bytes, bool]:
+    """Read one line from the terminal, as getpass(3): the text and whether it ended
+    with a newline (end of file, ^D on an empty line, gives an empty password)."""
     data = bytearray()
     while True:
         chunk = os.read(fd, 1)
         if not chunk:
-            return bytes(data) if data else None
+            return bytes(data), False
         if chunk == b"\n":
-            return bytes(data)
+            return bytes(data), True
         data += chunk
         if len(data) > 65536:  # nobody types that much: refuse to grow without bound
-            return bytes(data)
+            return bytes(data), False
 
 
 def prompt_password(host: str, user: str, tty: str = "/dev/tty") -> str | None:
@@ -62,17 +63,16 @@ def prompt_password(host: str, user: str, tty: str = "/dev/tty") -> str | None:
                 new[3] &= ~termios.ECHO
                 termios.tcsetattr(fd, termios.TCSAFLUSH, new)
             os.write(fd, f"password for {user} at {host}: ".encode("utf-8", "surrogateescape"))
-            line = _tty_read_line(fd)
+            line, newline = _tty_read_line(fd)
         finally:
             if old is not None:
                 termios.tcsetattr(fd, termios.TCSAFLUSH, old)
-            os.write(fd, b"\n")
+        if newline and old is not None:
+            os.write(fd, b"\n")  # the newline the user typed was not echoed
     except (OSError, KeyboardInterrupt):
         return None
     finally:
         os.close(fd)
-    if line is None:
-        return None
     return line.decode("utf-8", "surrogateescape")
 
 

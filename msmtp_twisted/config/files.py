@@ -68,8 +68,9 @@ def run_eval(command: str, *, check_status: bool = False) -> str:
     import subprocess  # only configs using eval/passwordeval pay for it
 
     try:
+        # argv[0] "sh", as popen(3) names it: the shell's own errors read "sh: 1: ..."
         proc = subprocess.Popen(
-            ["/bin/sh", "-c", command], stdout=subprocess.PIPE,
+            ["sh", "-c", command], executable="/bin/sh", stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL if check_status else None,
         )
     except OSError as e:

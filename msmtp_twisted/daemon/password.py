@@ -32,7 +32,8 @@ class PasswordError(Exception):
 def eval_password(command: str) -> str:
     """msmtp's ``eval()``: the first line of the command's output."""
     try:
-        proc = subprocess.Popen(["/bin/sh", "-c", command], stdout=subprocess.PIPE)
+        proc = subprocess.Popen(["sh", "-c", command], executable="/bin/sh",
+                                stdout=subprocess.PIPE)
     except OSError as e:
         raise PasswordError(f"cannot get password: cannot evaluate '{command}': "
                             f"{os.strerror(e.errno or 0)}") from None

@@ -86,7 +86,7 @@ def test_multiple_recipients(mailservers, cfg) -> None:
     [mail] = mailservers.wait_for_mail("sink", match=tok.encode())
     assert header(mail, "X-Original-To") == [b"someone@example.org"]
     assert mailservers.smtpd_session(since)[-1] == (
-        "disconnect from localhost[127.0.0.1] ehlo=1 mail=1 rcpt=4 data=1 quit=1 commands=8")
+        "disconnect from unknown[127.0.0.1] ehlo=1 mail=1 rcpt=4 data=1 quit=1 commands=8")
 
 
 def test_read_recipients_from_headers(mailservers, cfg) -> None:
@@ -137,7 +137,7 @@ def test_rejected_recipient(mailservers, cfg, real_msmtp, rcpts) -> None:
         sessions[name] = mailservers.smtpd_session(since)
     # msmtp pipelines MAIL, RCPT..., DATA; after the 550 it hangs up, even after a 354
     assert sessions["ours"] == sessions["real"]
-    assert sessions["ours"][-1].startswith("disconnect from localhost[127.0.0.1] ehlo=1"
+    assert sessions["ours"][-1].startswith("disconnect from unknown[127.0.0.1] ehlo=1"
                                            " mail=1 rcpt=")
     assert " data=0/1 " in sessions["ours"][-1]
 
@@ -181,7 +181,7 @@ def test_pipelining_one_round_trip_for_the_envelope(mailservers, tmp_path,
         seen[name] = (session, bursts)
     session, bursts = seen["ours"]
     assert session == seen["real"][0]
-    assert session[-1] == ("disconnect from localhost[127.0.0.1] ehlo=1 mail=1 rcpt=3 data=1"
+    assert session[-1] == ("disconnect from unknown[127.0.0.1] ehlo=1 mail=1 rcpt=3 data=1"
                            " quit=1 commands=7")
     # (no "improper command pipelining after ..." in between)
     assert len(session) == 3
@@ -381,4 +381,4 @@ def test_etrn(mailservers, cfg, real_msmtp, domain, status, stderr, counts) -> N
         res = send(command, cfg, [f"--rmqs={domain}"], b"")
         assert (name, res.returncode, res.stderr_lines(cfg)) == (name, status, stderr)
         assert mailservers.smtpd_session(since)[-1] == (
-            f"disconnect from localhost[127.0.0.1] {counts}")
+            f"disconnect from unknown[127.0.0.1] {counts}")

@@ -91,6 +91,7 @@ def test_prompt_on_terminal_without_echo():
     assert b"s3cret" not in seen  # echo was off
 
 
-def test_prompt_end_of_file_is_no_password():
-    seen, got = _prompt_on_pty(b"\x04")  # ^D on an empty line
-    assert got is None
+def test_prompt_end_of_file_is_an_empty_password():
+    seen, got = _prompt_on_pty(b"\x04")  # ^D on an empty line: getpass(3) gives ""
+    assert got == ""
+    assert seen == b"password for joe at mail.x: "  # no newline echoed

@@ -211,8 +211,8 @@ class MailServers:
         that sent at least one command, once it has ended ("disconnect from ..."),
         without time stamp, process id and queue ids (``QID``), e.g.::
 
-            ["connect from localhost[127.0.0.1]", "QID: client=localhost[127.0.0.1]",
-             "disconnect from localhost[127.0.0.1] ehlo=1 mail=1 rcpt=1 data=1 quit=1"
+            ["connect from unknown[127.0.0.1]", "QID: client=unknown[127.0.0.1]",
+             "disconnect from unknown[127.0.0.1] ehlo=1 mail=1 rcpt=1 data=1 quit=1"
              " commands=5"]
 
         Two clients that talk alike give equal lists.  Tests run one at a time, so
