@@ -27,13 +27,22 @@ __all__ = [
 
 
 def endpoint_for(reactor: Any, account: Account, **tcp_options: Any) -> Any:
-    """The client endpoint for the account: its unix socket, or TCP to host/port."""
+    """The client endpoint for the account: its unix socket, or TCP to host/port
+    (through the SOCKS5 proxy ``proxy_host`` when set)."""
     from msmtp_twisted.net.connect import SequentialTCPEndpoint, UNIXEndpoint
 
     timeout = account.timeout or None
     if account.socket is not None:
         return UNIXEndpoint(reactor, account.socket, timeout=timeout)
     assert account.host is not None
+    if account.proxy_host is not None:
+        from msmtp_twisted.net.socks import DEFAULT_PORT, SOCKS5ClientEndpoint
+
+        proxy = SequentialTCPEndpoint(
+            reactor, account.proxy_host, account.proxy_port or DEFAULT_PORT, timeout=timeout,
+            source_ip=account.source_ip, **tcp_options,
+        )
+        return SOCKS5ClientEndpoint(proxy, account.host, account.port, timeout, clock=reactor)
     return SequentialTCPEndpoint(
         reactor, account.host, account.port, timeout=timeout, source_ip=account.source_ip,
         **tcp_options,
@@ -71,8 +80,6 @@ def password_source(account: Account, *, prompt: bool = True) -> Any:
 
 def unsupported(account: Account) -> str | None:
     """Features whose issues have not landed yet: refuse clearly, never send in clear."""
-    if account.proxy_host is not None and account.socket is None:
-        return "SOCKS proxies are not implemented yet in this version"
     return None
 
 

@@ -24,8 +24,9 @@ AUTH_ORDER = ("PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256", "EXTERNAL", "GSSAPI", "CR
 
 
 def _peer_names(account: Account) -> tuple[str | None, str | None]:
-    """The server's reverse-resolved name and numeric address, as msmtp shows them."""
-    if account.socket is not None or account.host is None:
+    """The server's reverse-resolved name and numeric address, as msmtp shows them
+    (neither through a SOCKS proxy: the proxy resolves the name)."""
+    if account.socket is not None or account.host is None or account.proxy_host is not None:
         return None, None
     import socket
 

@@ -16,6 +16,7 @@ PURE = [
     "msmtp_twisted.message.aliases",
     "msmtp_twisted.auth.mechanisms",
     "msmtp_twisted.auth.choose",
+    "msmtp_twisted.net.socks",
 ]
 
 

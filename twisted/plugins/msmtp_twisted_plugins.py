@@ -1,4 +1,5 @@
-"""Twisted plugins of msmtp-twisted: ``twistd msmtpd`` and ``msmtp-tls:`` client endpoints.
+"""Twisted plugins of msmtp-twisted: ``twistd msmtpd``, ``msmtp-tls:`` and ``msmtp-socks5:``
+client endpoints.
 
     twistd -n msmtpd --port=tcp:2500:interface=::1 --command='msmtp -f %F --'
     twistd msmtpd --port=unix:/run/msmtpd.sock --pidfile=/run/msmtpd.pid \
@@ -61,3 +62,19 @@ class MsmtpTLSEndpointParser:
 
 
 msmtpTLSEndpointParser = MsmtpTLSEndpointParser()
+
+
+@implementer(IPlugin, IStreamClientEndpointStringParserWithReactor)
+class MsmtpSOCKS5EndpointParser:
+    """``clientFromString(reactor, "msmtp-socks5:mail.example.org:25:proxy_host=...")``:
+    a connection through a SOCKS5 proxy as msmtp makes it (see msmtp_twisted.net.socks)."""
+
+    prefix = "msmtp-socks5"
+
+    def parseStreamClient(self, reactor: Any, *args: Any, **kwargs: Any) -> Any:
+        from msmtp_twisted.net.socks import SOCKS5EndpointParser
+
+        return SOCKS5EndpointParser().parseStreamClient(reactor, *args, **kwargs)
+
+
+msmtpSOCKS5EndpointParser = MsmtpSOCKS5EndpointParser()
