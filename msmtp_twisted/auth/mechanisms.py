@@ -854,6 +854,7 @@ def create(
     port: int | None = None,
     service: str = "smtp",
     channel_binding: tuple[str, bytes] | None = None,
+    ntlmdomain: str | None = None,
 ) -> Mechanism:
     """Build the mechanism ``name`` (case-insensitive). ``password`` is the OAuth token for
     OAUTHBEARER/XOAUTH2. Raises SASLError with msmtp's messages:
@@ -864,6 +865,11 @@ def create(
     - -PLUS without binding: "authentication method X needs TLS channel binding information" (69).
     """
     mech = name.upper()
+    if mech in ("GSSAPI", "NTLM"):
+        from msmtp_twisted.auth.optional import create_optional
+
+        return create_optional(mech, user=user, password=password, host=host,
+                               ntlmdomain=ntlmdomain)
     if mech not in MECHANISMS:
         raise SASLError(
             f"authentication method {mech} not supported", mechanism=mech, exitcode=EX_SOFTWARE

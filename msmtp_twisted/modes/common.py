@@ -63,6 +63,7 @@ def auth_request(account: Account) -> Any:
         host=account.host if account.host is not None else (account.socket or "localhost"),
         port=account.effective_port(),
         tls=bool(account.tls),
+        ntlmdomain=account.ntlmdomain,
     )
 
 

@@ -237,6 +237,7 @@ class AuthRequest:
     supported: tuple[str, ...] | None = None
     #: skip AUTH when the server does not offer it (Twisted's requireAuthentication=False)
     optional: bool = False
+    ntlmdomain: str | None = None
 
 
 #: Mechanisms whose first message goes with the AUTH command, as msmtp sends them
@@ -249,6 +250,12 @@ _HIDDEN = b"[hidden]"
 def _secret(line: str, shown: bytes) -> Send:
     send = command(line)
     return Send(send.data, shown=shown + b"\r\n")
+
+
+def _supported(builtin: tuple[str, ...]) -> tuple[str, ...]:
+    from msmtp_twisted.auth.optional import availability
+
+    return builtin + tuple(m for m, why in availability().items() if why is None)
 
 
 def authenticate(caps: Capabilities, auth: AuthRequest) -> Generator[Action, object, str]:
@@ -289,10 +296,17 @@ def authenticate(caps: Capabilities, auth: AuthRequest) -> Generator[Action, obj
         name = choose_mechanism(
             caps.auth_mechanisms, tls=auth.tls, channel_binding=bool(binding),
             requested=want,
-            supported=MECHANISMS if auth.supported is None else auth.supported,
+            supported=_supported(MECHANISMS) if auth.supported is None else auth.supported,
         )
     except AuthChoiceError as e:
-        raise SMTPFailure(e.exitcode, e.message) from None
+        message = e.message
+        if e.exitcode == sysexits.EX_SOFTWARE:  # a method this installation lacks
+            from msmtp_twisted.auth.optional import availability
+
+            why = availability().get(want)
+            if why:
+                message += f" ({why})"
+        raise SMTPFailure(e.exitcode, message) from None
     user, password = auth.user, auth.password
     if name != "EXTERNAL":
         if user is None:
@@ -312,7 +326,7 @@ def authenticate(caps: Capabilities, auth: AuthRequest) -> Generator[Action, obj
         cb = (cb_type, binding[cb_type])
     try:
         mech = create(name, user=user, password=password, host=auth.host, port=auth.port,
-                      channel_binding=cb)
+                      channel_binding=cb, ntlmdomain=auth.ntlmdomain)
         initial = mech.initial_response() if name in INLINE else None
     except SASLError as e:
         raise SMTPFailure(e.exitcode, e.message) from None
