@@ -1,1 +1,1 @@
-"""Connections: endpoints for accounts (TCP, unix sockets, TLS; SOCKS later)."""
+"""Connections: endpoints for accounts (TCP, unix sockets, TLS, SOCKS5)."""
