@@ -22,7 +22,6 @@ __all__ = [
     "tls_printer",
     "tls_warnings",
     "tracer",
-    "unsupported",
 ]
 
 
@@ -77,11 +76,6 @@ def password_source(account: Account, *, prompt: bool = True) -> Any:
         host = account.host if account.host is not None else (account.socket or "localhost")
         return lookup_password(host, account.username, prompt=prompt)
     return lookup
-
-
-def unsupported(account: Account) -> str | None:
-    """Features whose issues have not landed yet: refuse clearly, never send in clear."""
-    return None
 
 
 def report_failure(out: Output, account: Account, what: str | None) -> None:

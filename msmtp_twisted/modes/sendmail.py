@@ -134,20 +134,13 @@ def run_sendmail(
     from msmtp_twisted.modes.common import (
         print_failure,
         print_outcome_failure,
-        report_failure,
         run_account_session,
         tls_printer,
         tls_warnings,
         tracer,
-        unsupported,
     )
     from msmtp_twisted.smtp.client import sendmail_session
 
-    problem = unsupported(account)
-    if problem is not None:
-        out.err(problem)
-        report_failure(out, account, None)
-        return sysexits.EX_UNAVAILABLE
     tls_warnings(out, account)
 
     prepend, policy = build_body_parts(account, headers, recipients, account.from_addr or "")

@@ -109,17 +109,6 @@ def format_serverinfo(account: Account, start: Any, names: tuple[str | None, str
     return lines
 
 
-def _prepare(account: Account, out: Output) -> bool:
-    from msmtp_twisted.modes.common import tls_warnings, unsupported
-
-    problem = unsupported(account)
-    if problem is not None:
-        out.err(problem)
-        return False
-    tls_warnings(out, account)
-    return True
-
-
 def _print_error(out: Output, outcome: Any) -> int:
     """Error lines as msmtp prints them in these modes (no "could not send mail")."""
     out.err(sanitize(outcome.message))
@@ -133,11 +122,10 @@ def _print_error(out: Output, outcome: Any) -> int:
 
 
 def run_serverinfo(conf: CommandLine, account: Account, out: Output) -> int:
-    from msmtp_twisted.modes.common import run_account_session, tracer
+    from msmtp_twisted.modes.common import run_account_session, tls_warnings, tracer
     from msmtp_twisted.smtp.client import SessionStart, serverinfo_session
 
-    if not _prepare(account, out):
-        return sysexits.EX_UNAVAILABLE
+    tls_warnings(out, account)
     trace = tracer(out) if conf.debug else None
     session = serverinfo_session(account.protocol, account.domain,
                                  account.tls and account.tls_starttls)
@@ -158,12 +146,12 @@ def run_rmqs(conf: CommandLine, account: Account, out: Output) -> int:
         auth_request,
         run_account_session,
         tls_printer,
+        tls_warnings,
         tracer,
     )
     from msmtp_twisted.smtp.client import Delivered, etrn_session
 
-    if not _prepare(account, out):
-        return sysexits.EX_UNAVAILABLE
+    tls_warnings(out, account)
     trace = tracer(out) if conf.debug else None
     session = etrn_session(account.protocol, account.domain, conf.rmqs or "",
                            account.tls and account.tls_starttls, auth_request(account))
