@@ -49,6 +49,7 @@ __all__ = [
     "XOAuth2",
     "External",
     "create",
+    "require_credentials",
     "saslprep",
     "decode_challenge",
     "encode_initial_response",
@@ -845,6 +846,18 @@ MECHANISMS = (
 )
 
 
+def require_credentials(mech: str, user: str | None,
+                        password: str | None) -> tuple[str, str]:
+    """``(user, password)``, or msmtp's "authentication method X needs a user name" /
+    "... needs a password" (exit 69)."""
+    for value, what in ((user, "a user name"), (password, "a password")):
+        if value is None:
+            raise SASLError(f"authentication method {mech} needs {what}",
+                            mechanism=mech, exitcode=EX_UNAVAILABLE)
+    assert user is not None and password is not None
+    return user, password
+
+
 def create(
     name: str,
     *,
@@ -876,18 +889,7 @@ def create(
         )
     if mech == "EXTERNAL":
         return External(user)
-    if user is None:
-        raise SASLError(
-            f"authentication method {mech} needs a user name",
-            mechanism=mech,
-            exitcode=EX_UNAVAILABLE,
-        )
-    if password is None:
-        raise SASLError(
-            f"authentication method {mech} needs a password",
-            mechanism=mech,
-            exitcode=EX_UNAVAILABLE,
-        )
+    user, password = require_credentials(mech, user, password)
     if mech.startswith("SCRAM-"):
         return Scram(
             user,

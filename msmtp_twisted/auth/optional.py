@@ -36,8 +36,9 @@ from msmtp_twisted.auth.mechanisms import (
     _authfail,
     _invalid,
     _utf8,
+    require_credentials,
 )
-from msmtp_twisted.sysexits import EX_SOFTWARE, EX_UNAVAILABLE
+from msmtp_twisted.sysexits import EX_SOFTWARE
 
 __all__ = [
     "OPTIONAL_MECHANISMS",
@@ -334,16 +335,5 @@ def create_optional(
         raise _not_available(mech, why)
     if mech == "GSSAPI":
         return GSSAPI(host or "localhost")
-    if user is None:
-        raise SASLError(
-            f"authentication method {mech} needs a user name",
-            mechanism=mech,
-            exitcode=EX_UNAVAILABLE,
-        )
-    if password is None:
-        raise SASLError(
-            f"authentication method {mech} needs a password",
-            mechanism=mech,
-            exitcode=EX_UNAVAILABLE,
-        )
+    user, password = require_credentials(mech, user, password)
     return NTLM(user, password, ntlmdomain)

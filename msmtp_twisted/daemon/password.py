@@ -18,9 +18,6 @@ As msmtpd 1.8.23 does:
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 __all__ = ["PasswordError", "eval_password", "get_password", "keyring_password",
            "prompt_password"]
 
@@ -31,23 +28,13 @@ class PasswordError(Exception):
 
 def eval_password(command: str) -> str:
     """msmtp's ``eval()``: the first line of the command's output."""
+    from msmtp_twisted.config.files import run_eval
+    from msmtp_twisted.config.parser import EvalError
+
     try:
-        proc = subprocess.Popen(["sh", "-c", command], executable="/bin/sh",
-                                stdout=subprocess.PIPE)
-    except OSError as e:
-        raise PasswordError(f"cannot get password: cannot evaluate '{command}': "
-                            f"{os.strerror(e.errno or 0)}") from None
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    proc.stdout.close()
-    proc.wait()
-    if not line:
-        raise PasswordError(f"cannot get password: cannot read output of '{command}'")
-    if line.endswith(b"\n"):
-        line = line[:-1]
-        if line.endswith(b"\r"):
-            line = line[:-1]
-    return line.decode("utf-8", "surrogateescape")
+        return run_eval(command)
+    except EvalError as e:
+        raise PasswordError(f"cannot get password: {e}") from None
 
 
 def keyring_password(user: str, host: str = "localhost", service: str = "smtp") -> str | None:
