@@ -52,6 +52,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
+from tests.servers.ports import choose_port_block
 from tests.servers.recording import RecordingServer
 
 PORT_ENV = "MSMTP_TEST_KERBEROS_PORT"
@@ -189,27 +190,10 @@ def _size(path: Path) -> int:
 
 # -------------------------------------------------------------------------- ports
 
-def _port_free(port: int) -> bool:
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        with socket.socket(socket.AF_INET, kind) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
 def choose_base_port() -> int:
-    env = os.environ.get(PORT_ENV)
-    if env:
-        base = int(env)
-        if not all(_port_free(p) for p in range(base, base + PORT_BLOCK)):
-            pytest.fail(f"${PORT_ENV}={base}: a port of {base}..{base + PORT_BLOCK - 1} is in use")
-        return base
-    for base in range(DEFAULT_BASE_PORT, DEFAULT_BASE_PORT + 100 * PORT_BLOCK, PORT_BLOCK):
-        if all(_port_free(p) for p in range(base, base + PORT_BLOCK)):
-            return base
-    pytest.fail(f"no {PORT_BLOCK} free ports from {DEFAULT_BASE_PORT} on; set ${PORT_ENV}")
+    # the KDC listens on UDP too; it binds without SO_REUSEADDR
+    return choose_port_block(PORT_ENV, DEFAULT_BASE_PORT, PORT_BLOCK, attempts=100,
+                             reuse=False, udp=True)
 
 
 def _wait_tcp(port: int, what: str, procs: list[subprocess.Popen[bytes]] = (),

@@ -49,6 +49,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
+from tests.servers.ports import choose_port_block
 
 HERE = Path(__file__).resolve().parent
 START = HERE / "start.sh"
@@ -168,33 +169,9 @@ class EximServer:
 
 
 # ------------------------------------------------------------------ start / stop
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Exim does
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _block_free(base: int) -> bool:
-    return all(_port_free(p) for p in range(base, base + PORT_BLOCK))
-
-
 def choose_base_port() -> int:
     """``$MSMTP_TEST_EXIM_PORT``, or the first free pair from 21125 on."""
-    wanted = os.environ.get(PORT_ENV)
-    if wanted:
-        base = int(wanted)
-        if not _block_free(base):
-            pytest.fail(f"${PORT_ENV}={base}: port {base} or {base + 1} is in use")
-        return base
-    for i in range(50):
-        base = DEFAULT_BASE_PORT + i * PORT_BLOCK
-        if _block_free(base):
-            return base
-    pytest.fail(f"no two free ports from {DEFAULT_BASE_PORT} on; set ${PORT_ENV}")
+    return choose_port_block(PORT_ENV, DEFAULT_BASE_PORT, PORT_BLOCK)
 
 
 def _user_exists(name: str) -> bool:

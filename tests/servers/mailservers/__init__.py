@@ -44,6 +44,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ours_env, require
+from tests.servers.ports import choose_port_block
 
 HERE = Path(__file__).resolve().parent
 START = HERE / "start.sh"
@@ -363,36 +364,9 @@ def send(command: Sequence[str], config: str | os.PathLike[str], args: Sequence[
 
 
 # ------------------------------------------------------------------ start / stop
-def _port_free(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _block_free(base: int) -> bool:
-    return all(_port_free("127.0.0.1", p) for p in range(base, base + PORT_BLOCK))
-
-
 def choose_base_port() -> int:
     """``$MSMTP_TEST_MAILSERVERS_PORT``, or the first free block from 20025 on."""
-    wanted = os.environ.get(PORT_ENV)
-    if wanted:
-        base = int(wanted)
-        if not _block_free(base):
-            pytest.fail(f"${PORT_ENV}={base}: a port in {base}..{base + PORT_BLOCK - 1}"
-                        " is in use")
-        return base
-    for i in range(40):
-        base = DEFAULT_BASE_PORT + i * PORT_BLOCK
-        if _block_free(base):
-            return base
-    pytest.fail(f"no free block of {PORT_BLOCK} ports from {DEFAULT_BASE_PORT} on;"
-                f" set ${PORT_ENV}")
+    return choose_port_block(PORT_ENV, DEFAULT_BASE_PORT, PORT_BLOCK, attempts=40)
 
 
 def _wait_for_ports(servers: MailServers, timeout: float = 10.0) -> None:

@@ -1,0 +1,47 @@
+"""Choosing ports on 127.0.0.1 for the servers the tests start (Postfix + Dovecot, Exim,
+the Kerberos setup): a block of consecutive free ports, or the one an environment
+variable names."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+__all__ = ["choose_port_block", "port_free"]
+
+
+def port_free(port: int, *, reuse: bool = True, udp: bool = False) -> bool:
+    """Whether 127.0.0.1:port can be bound (TCP; also UDP with ``udp``).  ``reuse``
+    binds with SO_REUSEADDR, as the mail servers themselves do."""
+    kinds = (socket.SOCK_STREAM, socket.SOCK_DGRAM) if udp else (socket.SOCK_STREAM,)
+    for kind in kinds:
+        with socket.socket(socket.AF_INET, kind) as s:
+            if reuse:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def choose_port_block(env_var: str, default_base: int, size: int, *, attempts: int = 50,
+                      reuse: bool = True, udp: bool = False) -> int:
+    """``$env_var`` (its block must be free), else the first free block of ``size``
+    ports from ``default_base`` on, in steps of ``size``."""
+    def free(base: int) -> bool:
+        return all(port_free(p, reuse=reuse, udp=udp) for p in range(base, base + size))
+
+    wanted = os.environ.get(env_var)
+    if wanted:
+        base = int(wanted)
+        if not free(base):
+            pytest.fail(f"${env_var}={base}: a port in {base}..{base + size - 1} is in use")
+        return base
+    for i in range(attempts):
+        base = default_base + i * size
+        if free(base):
+            return base
+    pytest.fail(f"no free block of {size} ports from {default_base} on; set ${env_var}")
