@@ -48,6 +48,12 @@ def endpoint_for(reactor: Any, account: Account, **tcp_options: Any) -> Any:
     )
 
 
+def _auth_host(account: Account) -> str:
+    """The server name AUTH uses (DIGEST-MD5's digest-uri, OAUTHBEARER, the key ring,
+    netrc, the prompt): msmtp names a unix socket's path there."""
+    return account.host if account.host is not None else (account.socket or "localhost")
+
+
 def auth_request(account: Account) -> Any:
     """The AUTH step's settings for the account, or None without ``auth``."""
     if account.auth_mech is None:
@@ -58,8 +64,7 @@ def auth_request(account: Account) -> Any:
         mechanism=account.auth_mech or "",
         user=account.username,
         password=account.password,
-        # msmtp names a unix socket's path here (DIGEST-MD5's digest-uri, OAUTHBEARER)
-        host=account.host if account.host is not None else (account.socket or "localhost"),
+        host=_auth_host(account),
         port=account.effective_port(),
         tls=bool(account.tls),
         ntlmdomain=account.ntlmdomain,
@@ -73,8 +78,7 @@ def password_source(account: Account, *, prompt: bool = True) -> Any:
 
         if account.username is None:
             return None
-        host = account.host if account.host is not None else (account.socket or "localhost")
-        return lookup_password(host, account.username, prompt=prompt)
+        return lookup_password(_auth_host(account), account.username, prompt=prompt)
     return lookup
 
 
