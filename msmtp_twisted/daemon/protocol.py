@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -204,12 +206,17 @@ class MsmtpdFactory(Factory):
         complete is discarded).  After ``timeout`` seconds (default
         ``config.shutdown_timeout``; 0: at once) the commands still running
         are stopped (TERM to their process groups, KILL 5 s later; their
-        clients get ``451``) and the connections still open are cut off."""
+        clients get ``451``) and the connections still open are cut off.
+
+        A further SIGTERM or SIGINT ends the wait at once (where the reactor
+        handles those signals): the reactor is stopping already, and an
+        operator who signals again wants it over."""
         if self._drained is not None:
             return _chain(self._drained)
         if timeout is None:
             timeout = self.config.shutdown_timeout
         self.shutting_down = True
+        self._hurry_on_signal()
         self._drained = defer.Deferred()
         busy = sum(1 for s in self.sessions if s.delivery is not None)
         self.log.info(f"shutting down: {len(self.sessions)} sessions, "
@@ -222,6 +229,24 @@ class MsmtpdFactory(Factory):
             timeout + KILL_GRACE + STDERR_GRACE + CLOSE_GRACE, self._drain_done))
         self._check_drained()
         return _chain(self._drained)
+
+    def _hurry_on_signal(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(number: int, frame: Any) -> None:
+            self.reactor.callFromThread(self.hurry, signal.Signals(number).name)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if getattr(signal.getsignal(sig), "__self__", None) is self.reactor:
+                signal.signal(sig, handler)
+
+    def hurry(self, why: str = "") -> None:
+        """Stop waiting for the sessions now: as when the shutdown grace period ends."""
+        if self._drained is None or self._drained.called:
+            return
+        self.log.info(f"{why + ' again: ' if why else ''}not waiting any longer")
+        self._shutdown_expired()
 
     def _shutdown_expired(self) -> None:
         if self.sessions:

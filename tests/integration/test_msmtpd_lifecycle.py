@@ -303,6 +303,24 @@ def test_delivery_longer_than_the_grace_is_stopped_with_its_group(runner: str, s
     assert started["sid"] == started["pid"]  # a session (and process group) of its own
 
 
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_second_signal_ends_the_grace_period(runner: str, server: Any,
+                                             command: Command) -> None:
+    srv = server(runner, [f"--command={command.line('hang', 60)}", "--shutdown-timeout=60"])
+    with send_mail(srv.port, mail_of(10_000)) as sock:
+        assert command.wait_for("child")
+        srv.signal(signal.SIGTERM)
+        time.sleep(1)
+        sent = srv.signal(signal.SIGINT)
+        reply = read_reply(sock, timeout=20)
+        assert reply == b"451 Pipe command stopped at server shutdown, try again later\r\n"
+        assert time.monotonic() - sent < 5
+    assert srv.wait(15) is not None
+    assert "Traceback" not in srv.output()
+    time.sleep(0.3)
+    assert [pid for pid in command.pids() if alive(pid)] == []
+
+
 def test_inetd_signal_during_delivery(command: Command, tmp_path: Path) -> None:
     """--inetd: the mail being piped is finished and answered, then 421, exit 1."""
     mail = mail_of(512_000)
