@@ -238,7 +238,7 @@ def test_signal_during_delivery_finishes_and_answers(runner: str, sig: int, size
                                                      server: Any, command: Command) -> None:
     """The command gets the whole mail, the client its 250 (then 421), and the
     server exits once the delivery is done, well within the grace period."""
-    srv = server(runner, [f"--command={command.line('slow', 2)}", "--shutdown-timeout=30"])
+    srv = server(runner, [f"--command={command.line('slow', 2)}"])  # grace: 30 s
     mail = mail_of(size)
     with send_mail(srv.port, mail) as sock:
         assert command.wait_for("started"), "the command did not start"
