@@ -152,7 +152,7 @@ def _run_inetd(settings: MsmtpdSettings, config: Any) -> int:
         # SIGTERM/SIGINT (or the session's end): as the daemon, let a delivery
         # in progress finish and answer it, then 421.
         stopping.append(True)
-        return factory.shutdown()
+        return factory.shutdown() if factory.sessions else None
 
     def session_over() -> None:
         if not stopping:

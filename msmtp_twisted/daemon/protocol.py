@@ -219,8 +219,8 @@ class MsmtpdFactory(Factory):
         self._hurry_on_signal()
         self._drained = defer.Deferred()
         busy = sum(1 for s in self.sessions if s.delivery is not None)
-        self.log.info(f"shutting down: {len(self.sessions)} sessions, "
-                      f"{busy} pipe commands running")
+        self.log.info(f"shutting down (sessions: {len(self.sessions)}, "
+                      f"pipe commands running: {busy})")
         for session in list(self.sessions):
             session.shutdown()
         self._shutdown_timers.append(self.reactor.callLater(timeout, self._shutdown_expired))
@@ -250,8 +250,8 @@ class MsmtpdFactory(Factory):
 
     def _shutdown_expired(self) -> None:
         if self.sessions:
-            self.log.error(f"shutdown: {len(self.sessions)} sessions still open, "
-                           "stopping them")
+            self.log.error(f"shutdown grace period over, stopping what is left "
+                           f"(sessions: {len(self.sessions)})")
         for session in list(self.sessions):
             session.interrupt()
 

@@ -275,3 +275,13 @@ def test_config_fields_are_the_table() -> None:
         if o.kind in options.LIMIT_KINDS and o.attr not in ("max_line", "max_message_size",
                                                              "max_recipients"):
             assert o.attr in names
+
+
+def test_every_option_is_documented() -> None:
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "msmtpd.md").read_text()
+    for o in options.OPTIONS:
+        assert f"`--{o.name}" in text, o.name
+        if o.kind in options.LIMIT_KINDS:
+            assert f"| `--{o.name}={o.arg}` | {o.default_text()} |" in text, o.name
