@@ -173,6 +173,7 @@ class MsmtpdFactory(Factory):
         self.shutting_down = False
         self._drained: defer.Deferred[None] | None = None
         self._shutdown_timers: list[Any] = []
+        self._reactor_handlers: dict[int, Any] = {}
 
     @property
     def devnull(self) -> int:
@@ -238,8 +239,17 @@ class MsmtpdFactory(Factory):
             self.reactor.callFromThread(self.hurry, signal.Signals(number).name)
 
         for sig in (signal.SIGINT, signal.SIGTERM):
-            if getattr(signal.getsignal(sig), "__self__", None) is self.reactor:
+            current = signal.getsignal(sig)
+            if getattr(current, "__self__", None) is self.reactor:
+                self._reactor_handlers[sig] = current
                 signal.signal(sig, handler)
+
+    def _restore_signal_handlers(self) -> None:
+        # A program that only stopped the service still stops on SIGTERM.
+        for sig, previous in self._reactor_handlers.items():
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(sig, previous)
+        self._reactor_handlers = {}
 
     def hurry(self, why: str = "") -> None:
         """Stop waiting for the sessions now: as when the shutdown grace period ends."""
@@ -266,10 +276,18 @@ class MsmtpdFactory(Factory):
         self._shutdown_timers = []
         for session in list(self.sessions):  # after the last bound only
             session.forget()
+        self._restore_signal_handlers()
         d = self._drained
         if d is not None and not d.called:
             self.log.info("shut down")
             d.callback(None)
+
+    def reopen(self) -> None:
+        """Accept sessions again after a finished :meth:`shutdown` (a service
+        started again)."""
+        if self._drained is not None and self._drained.called:
+            self._drained = None
+            self.shutting_down = False
 
     # -- AUTH brute force protection ------------------------------------------
 

@@ -106,6 +106,10 @@ class MsmtpdService(service.MultiService):
         self.listener._raiseSynchronously = True
         self.listener.setServiceParent(self)
 
+    def startService(self) -> None:
+        self.factory.reopen()
+        super().startService()
+
     def stopService(self) -> defer.Deferred[None]:
         listening = defer.maybeDeferred(super().stopService)
         drained = self.factory.shutdown()

@@ -285,3 +285,20 @@ def test_every_option_is_documented() -> None:
         assert f"`--{o.name}" in text, o.name
         if o.kind in options.LIMIT_KINDS:
             assert f"| `--{o.name}={o.arg}` | {o.default_text()} |" in text, o.name
+
+
+def test_a_service_started_again_accepts_sessions_again() -> None:
+    from msmtp_twisted.daemon.log import MsmtpdLog
+    from msmtp_twisted.daemon.service import MsmtpdService
+
+    clock = MemoryReactorClock()
+    svc = MsmtpdService("tcp:2525:interface=127.0.0.1",
+                        DaemonConfig(command=PipeCommand.parse("true")), MsmtpdLog("none"),
+                        reactor=clock)
+    svc.startService()
+    assert clock.tcpServers[0][0] == 2525
+    stopped = svc.stopService()
+    assert stopped.called  # no sessions: nothing to wait for
+    assert svc.factory.buildProtocol(None).__class__.__name__ == "_ShuttingDown"
+    svc.startService()
+    assert svc.factory.buildProtocol(None).__class__.__name__ == "MsmtpdProtocol"
