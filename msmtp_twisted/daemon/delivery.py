@@ -45,7 +45,7 @@ __all__ = ["DEFAULT_SPOOL_THRESHOLD", "KILL_GRACE", "STDERR_GRACE", "Delivery", 
 #: Mails up to this size stay in memory; bigger ones go to a temporary file.
 DEFAULT_SPOOL_THRESHOLD = 1024 * 1024
 #: Seconds the command's descendants may keep its standard error open after it exited.
-STDERR_GRACE = 0.5
+STDERR_GRACE = 0.2
 _STDERR_KEEP = 4096
 KILL_GRACE = 5.0
 
