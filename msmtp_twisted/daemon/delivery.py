@@ -146,11 +146,14 @@ class _SessionProcess(process.Process):
                 continue
             fd_state.append((fd, bool(flags & fcntl.FD_CLOEXEC)))
         ignored = [n for n in range(1, signal.NSIG) if signal.getsignal(n) == signal.SIG_IGN]
-        self.pid = spawn(executable, args, environment,
-                         file_actions=file_actions(fd_state, kwargs["fdmap"],
-                                                   doClose=os.POSIX_SPAWN_CLOSE,
-                                                   doDup2=os.POSIX_SPAWN_DUP2),
-                         setsigdef=ignored, setsid=True)
+        try:
+            self.pid = spawn(executable, args, environment,
+                             file_actions=file_actions(fd_state, kwargs["fdmap"],
+                                                       doClose=os.POSIX_SPAWN_CLOSE,
+                                                       doDup2=os.POSIX_SPAWN_DUP2),
+                             setsigdef=ignored, setsid=True)
+        except NotImplementedError:  # a libc without POSIX_SPAWN_SETSID
+            return False
         self.status = -1
         return True
 

@@ -548,3 +548,32 @@ def test_port_wraps_like_msmtpd(server: Any, command: Command, tmp_path: Path) -
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert err == b""
+
+
+@pytest.mark.parametrize("path", ["posix_spawn", "fork"])
+def test_command_runs_in_a_session_of_its_own(path: str, command: Command,
+                                              tmp_path: Path) -> None:
+    """Both ways Twisted starts a process (posix_spawnp, or fork where that
+    cannot be used) give the command its own session; the mail is whole."""
+    script = f"""
+import sys
+from twisted.internet import process, reactor
+from msmtp_twisted.daemon.command import PipeCommand
+from msmtp_twisted.daemon.delivery import Spool, deliver
+if {path == "fork"!r}:
+    process._getFileActions = None
+spool = Spool()
+spool.write(b"Received: x\\r\\n\\tby y;\\r\\n\\tdate\\r\\nbody\\n")
+argv = PipeCommand.parse({command.line()!r}).argv("a@b", ["c@d"])
+d = deliver(reactor, argv, spool, timeout=10, devnull=1)
+d.addCallback(lambda r: print(r.code))
+d.addBoth(lambda _: reactor.stop())
+reactor.run()
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=ours_env(dict(os.environ)), cwd=tmp_path, timeout=60)
+    assert res.stdout.strip() == "250", res.stderr
+    [started] = command.records("started")
+    assert started["sid"] == started["pid"] == started["pgid"]
+    [mail] = command.records("mail")
+    assert mail["body_size"] == len(b"body\n")
