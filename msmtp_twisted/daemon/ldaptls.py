@@ -99,7 +99,8 @@ class CheckedTls(Tls):  # type: ignore[misc]  # ldap3 has no type hints
         the connection is never handed back unverified.
         """
         self.failure = None
-        where = f"LDAP server {self.host}:{connection.server.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6
+        where = f"LDAP server {host}:{connection.server.port}"
         try:
             ctx = self.context()
             sock = ctx.wrap_socket(connection.socket, server_side=False,

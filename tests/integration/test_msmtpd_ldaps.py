@@ -202,3 +202,12 @@ def test_checker_refuses_certificate(slapd: Slapd, slapd_other: Slapd, other_ca:
     with pytest.raises(OSError) as info:
         LDAPChecker(url, timeout=20).check_sync("alice", b"alice-pw")
     assert str(info.value) == reason
+
+
+def test_checker_tls_to_a_plain_ldap_port(slapd: Slapd) -> None:
+    """Not TLS at all: the handshake fails, and the message says so."""
+    url = f"ldaps://localhost:{slapd.port}/{TEMPLATE}????x-cafile={slapd.cafile}"
+    with pytest.raises(OSError) as info:
+        LDAPChecker(url, timeout=20).check_sync("alice", b"alice-pw")
+    assert str(info.value).startswith(f"TLS handshake with LDAP server localhost:{slapd.port} "
+                                      "failed: "), str(info.value)
