@@ -8,6 +8,10 @@ error ``cannot open log file, using syslog instead``, as msmtpd does.
 
 An optional second sink receives every line too: twistd's log, when running
 under ``twistd``.
+
+A message longer than :data:`MAX_LOG_MESSAGE` characters (a command line with a
+thousand long recipients is megabytes) is cut, and ends with
+``[... N more characters]`` instead.
 """
 
 from __future__ import annotations
@@ -17,7 +21,18 @@ import time
 from collections.abc import Callable
 from typing import IO
 
-__all__ = ["MsmtpdLog", "format_file_line"]
+__all__ = ["MAX_LOG_MESSAGE", "MsmtpdLog", "cap_message", "format_file_line"]
+
+#: The most characters one log message holds, the truncation marker included.
+MAX_LOG_MESSAGE = 8192
+
+
+def cap_message(message: str, limit: int = MAX_LOG_MESSAGE) -> str:
+    """``message``, or its start and ``[... N more characters]`` within ``limit``."""
+    if len(message) <= limit:
+        return message
+    keep = max(0, limit - 40)  # the marker is at most 40 characters
+    return f"{message[:keep]} [... {len(message) - keep} more characters]"
 
 
 def format_file_line(level: str, message: str, *, now: float | None = None,
@@ -65,6 +80,7 @@ class MsmtpdLog:
         self.log(level, message)
 
     def log(self, level: str, message: str) -> None:
+        message = cap_message(message)
         if self._file is not None:
             try:
                 self._file.write(format_file_line(level, message))
