@@ -9,7 +9,9 @@ error ``cannot open log file, using syslog instead``, as msmtpd does.
 An optional second sink receives every line too: twistd's log, when running
 under ``twistd``.
 
-A message longer than :data:`MAX_LOG_MESSAGE` characters (a command line with a
+A message is always one line: unprintable characters (a line break in a user
+name or in the command's standard error) are written as Python escapes.  A
+message longer than :data:`MAX_LOG_MESSAGE` characters (a command line with a
 thousand long recipients is megabytes) is cut, and ends with
 ``[... N more characters]`` instead.
 """
@@ -27,12 +29,30 @@ __all__ = ["MAX_LOG_MESSAGE", "MsmtpdLog", "cap_message", "format_file_line"]
 MAX_LOG_MESSAGE = 8192
 
 
+def _escaped(c: str) -> str:
+    return c if c.isprintable() else repr(c)[1:-1]
+
+
 def cap_message(message: str, limit: int = MAX_LOG_MESSAGE) -> str:
-    """``message``, or its start and ``[... N more characters]`` within ``limit``."""
-    if len(message) <= limit:
+    """``message`` as one printable line, or its start and ``[... N more
+    characters]`` within ``limit``."""
+    if len(message) <= limit and message.isprintable():
         return message
     keep = max(0, limit - 40)  # the marker is at most 40 characters
-    return f"{message[:keep]} [... {len(message) - keep} more characters]"
+    out: list[str] = []
+    size = 0
+    for i, c in enumerate(message):
+        piece = _escaped(c)
+        if size + len(piece) > keep:
+            rest = message[i:]
+            if len(rest) <= limit - size:
+                tail = "".join(_escaped(r) for r in rest)
+                if size + len(tail) <= limit:
+                    return "".join(out) + tail
+            return "".join(out) + f" [... {len(rest)} more characters]"
+        out.append(piece)
+        size += len(piece)
+    return "".join(out)
 
 
 def format_file_line(level: str, message: str, *, now: float | None = None,

@@ -53,6 +53,7 @@ __all__ = [
     "delivery_reply",
     "envelope_cost",
     "parse_address",
+    "printable",
     "received_header",
     "sanitize_helo_name",
 ]
@@ -457,7 +458,8 @@ class SMTPServer:
     def _finish_eof(self) -> list[Event]:
         events: list[Event] = []
         if self.state is State.DATA:
-            events.append(MessageAborted("client disconnected during DATA"))
+            if not self._oversize:  # else aborted already, once is the contract
+                events.append(MessageAborted("client disconnected during DATA"))
             events.append(Log("error", "client disconnected during DATA, mail discarded"))
         elif self.state is State.READY and self.mails_delivered:
             self._eof_clean = True
@@ -479,7 +481,7 @@ class SMTPServer:
         elif ok:
             self.authenticated = True
             events.append(_r(235, "Authentication successful"))
-            events.append(Log("info", f"authenticated user {self._login_user}"))
+            events.append(Log("info", f"authenticated user {printable(self._login_user)}"))
         else:
             self.auth_failures += 1
             events.append(self._error(535, "Authentication failed"))
@@ -794,6 +796,14 @@ class SMTPServer:
         self._login_user = user
         self._waiting = "auth"
         return [AuthRequest(mech, user, password)]
+
+
+def printable(text: str) -> str:
+    """``text`` for one log line: control and other unprintable characters as
+    Python escapes (a user name ``a\nb`` must not forge a second line)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _exceeds(digits: str, limit: int) -> bool:

@@ -101,6 +101,12 @@ def test_long_line_cancels_the_auth_exchange(start: bytes, chunks: list[bytes]) 
     assert replies(s.auth_result(True)) == [b"235 Authentication successful\r\n"]
 
 
+def test_authenticated_user_is_logged_on_one_line() -> None:
+    s = ready(auth=True)
+    s.receive(b"AUTH PLAIN " + base64.b64encode(b"\0a\nb\0pw") + b"\r\n")
+    assert logs(s.auth_result(True)) == ["authenticated user a\\nb"]
+
+
 def test_long_line_outside_auth_is_still_line_too_long() -> None:
     s = ready(auth=True, max_line=80)
     assert replies(s.receive(b"X" * 100 + b"\r\n")) == [b"500 Line too long\r\n"]
@@ -183,11 +189,15 @@ def test_log_messages_are_capped(tmp_path: Path) -> None:
     assert len(capped) <= MAX_LOG_MESSAGE
     kept = len(capped) - len(capped.rsplit(" [", 1)[1]) - 2
     assert capped.endswith(f" [... {4_000_000 - kept} more characters]")
+    assert cap_message("user a\nb\x1b[2J") == "user a\\nb\\x1b[2J"  # one line, no escapes
+    assert len(cap_message("\n" * 10_000)) <= MAX_LOG_MESSAGE
     path = tmp_path / "log"
     seen: list[str] = []
     log = MsmtpdLog(str(path), extra=lambda level, message: seen.append(message))
     log.info("pipe command is " + "r" * 100_000)
+    log.error("pipe command: a\rforged line\n")
     log.close()
+    assert len(path.read_text().splitlines()) == 2
     line = path.read_text().splitlines()[0]
     assert len(line.split(": ", 1)[1]) <= MAX_LOG_MESSAGE
     assert len(seen[0]) <= MAX_LOG_MESSAGE
