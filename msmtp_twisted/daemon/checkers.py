@@ -21,8 +21,12 @@ Extensions (the fifth field, comma separated, ``!`` allowed in front):
 ``starttls``; ``bindname=DN`` (search as this DN, with the password from the
 environment variable ``MSMTPD_LDAP_BIND_PASSWORD``; else the search is
 anonymous); ``x-cafile=PATH`` (trust these CAs instead of the system's).
-Certificates are always verified.  An empty password is refused before any LDAP
-traffic (an LDAP bind with an empty password is an anonymous bind).
+Certificates are always verified: the chain against that trust store, the name
+against the URL's host, by :mod:`msmtp_twisted.daemon.ldaptls` (not by ldap3,
+whose check needs ``ssl.match_hostname``, gone from Python 3.12); a refusal is
+an exception (a temporary failure) whose message says why.  An empty password
+is refused before any LDAP traffic (an LDAP bind with an empty password is an
+anonymous bind).
 """
 
 from __future__ import annotations
@@ -136,14 +140,16 @@ class LDAPChecker:
                                  self.check_sync, username, password)
 
     def _server(self) -> Any:
-        import ssl
-
-        from ldap3 import Server, Tls
+        from ldap3 import Server
 
         c = self.config
         tls = None
         if c.use_ssl or c.starttls:
-            tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=c.cafile)
+            # our chain and name checks, not ldap3's (ssl.match_hostname is gone
+            # from Python 3.12): see msmtp_twisted.daemon.ldaptls
+            from msmtp_twisted.daemon.ldaptls import CheckedTls
+
+            tls = CheckedTls(c.host, c.cafile)
         return Server(c.host, port=c.port, use_ssl=c.use_ssl, tls=tls,
                       connect_timeout=max(1, int(self.timeout)), get_info="NO_INFO")
 
@@ -193,11 +199,19 @@ class LDAPChecker:
         except UnicodeDecodeError:
             return False
         server = self._server()
-        dn = self.find_dn(server, username)
-        if dn is None:
-            return False
-        conn = self._connection(server, dn, secret)
         try:
-            return bool(conn.bind())
-        finally:
-            conn.unbind()
+            dn = self.find_dn(server, username)
+            if dn is None:
+                return False
+            conn = self._connection(server, dn, secret)
+            try:
+                return bool(conn.bind())
+            finally:
+                conn.unbind()
+        except Exception:
+            # ldap3 buries a refused certificate in its own exceptions ("unable to
+            # open socket", with the whole certificate): log our reason instead
+            failure = getattr(server.tls, "failure", None)
+            if failure is not None:
+                raise failure from None
+            raise

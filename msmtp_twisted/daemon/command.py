@@ -16,7 +16,18 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["CommandError", "PipeCommand", "split_command"]
+__all__ = ["MAX_ARG_STRLEN", "CommandError", "PipeCommand", "exec_budget", "split_command"]
+
+#: Linux's limit for one argument, its NUL included (``MAX_ARG_STRLEN``, 32 pages).
+MAX_ARG_STRLEN = 32 * 4096
+#: Linux never allows the strings and pointers of argv and the environment more
+#: than 3/4 of 8 MiB (``_STK_LIM / 4 * 3``), nor less than 32 pages.
+_ARG_MAX_CEILING = 6 * 1024 * 1024
+_ARG_MAX_FLOOR = 32 * 4096
+_POINTER = 8
+#: Kept free for what we do not count exactly: the executable's path as the
+#: kernel copies it, the auxiliary vector, alignment.
+_SLACK = 16 * 1024
 
 # Characters that mean something to sh outside quotes and that we cannot honour.
 _OPERATORS = set("|&;<>()")
@@ -106,6 +117,20 @@ def split_command(command: str) -> list[str]:
     return words
 
 
+def exec_budget(environ: dict[bytes, bytes] | None = None) -> int:
+    """Bytes left for argv strings and pointers by ``execve()`` once ``environ``
+    (default: ours, which the command inherits) is counted: ``ARG_MAX`` (a quarter
+    of the stack limit, as the kernel computes it) minus the environment."""
+    try:
+        arg_max = os.sysconf("SC_ARG_MAX")
+    except (ValueError, OSError):
+        arg_max = _ARG_MAX_FLOOR
+    arg_max = max(_ARG_MAX_FLOOR, min(arg_max if arg_max > 0 else 0, _ARG_MAX_CEILING))
+    env = os.environb if environ is None else environ
+    used = sum(len(k) + len(v) + 2 + _POINTER for k, v in env.items()) + _POINTER
+    return arg_max - used - _SLACK
+
+
 def _finish(chars: list[str], tilde: bool) -> str:
     word = "".join(chars)
     if tilde:
@@ -138,3 +163,20 @@ class PipeCommand:
                 break
         out.extend(recipients)
         return out
+
+    def envelope_limits(self, budget: int | None = None) -> tuple[int, int]:
+        """``(max_envelope, max_address)`` for
+        :class:`~msmtp_twisted.smtp.server.ServerLimits`: what the sender and the
+        recipients may take of the argument list once the command's own words
+        are counted (``budget`` defaults to :func:`exec_budget`), and the longest
+        address that still fits in one argument (the word holding ``%F`` counts)."""
+        if budget is None:
+            budget = exec_budget()
+        fixed = sum(len(w.encode("utf-8", "surrogateescape")) + 1 + _POINTER
+                    for w in self.words) + _POINTER
+        longest = MAX_ARG_STRLEN - 1
+        for word in self.words:
+            if "%F" in word:
+                longest -= len(word.encode("utf-8", "surrogateescape")) - 2
+                break
+        return max(0, budget - fixed), max(0, longest)

@@ -64,13 +64,19 @@ def _anonymous_file(directory: str | None) -> IO[bytes]:
 
 
 class Spool:
-    """Where a mail waits between DATA and the pipe command."""
+    """Where a mail waits between DATA and the pipe command.
+
+    The temporary file can fail (a full or read-only file system, no usable
+    temporary directory): then :attr:`error` says why, what was stored is
+    dropped, further data is only counted, and :meth:`finish` is False.  The
+    mail must then be refused, never piped in part."""
 
     def __init__(self, threshold: int = DEFAULT_SPOOL_THRESHOLD,
                  directory: str | None = None) -> None:
         self.threshold = threshold
         self.directory = directory
         self.size = 0
+        self.error: str | None = None
         self._mem = bytearray()
         self._file: IO[bytes] | None = None
 
@@ -80,14 +86,38 @@ class Spool:
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
-        if self._file is None:
-            if len(self._mem) + len(data) <= self.threshold:
-                self._mem += data
-                return
-            self._file = tempfile.TemporaryFile(dir=self.directory)  # noqa: SIM115
-            self._file.write(self._mem)
-            self._mem = bytearray()
-        self._file.write(data)
+        if self.error is not None:
+            return
+        try:
+            if self._file is None:
+                if len(self._mem) + len(data) <= self.threshold:
+                    self._mem += data
+                    return
+                self._file = tempfile.TemporaryFile(dir=self.directory)  # noqa: SIM115
+                self._file.write(self._mem)
+                self._mem = bytearray()
+            self._file.write(data)
+        except OSError as e:
+            self._fail(e)
+
+    def finish(self) -> bool:
+        """Flush what is buffered; True when the whole mail is stored."""
+        if self.error is None and self._file is not None:
+            try:
+                self._file.flush()
+            except OSError as e:
+                self._fail(e)
+        return self.error is None
+
+    def _fail(self, e: OSError) -> None:
+        where = self.directory
+        if where is None:
+            try:
+                where = tempfile.gettempdir()
+            except OSError:
+                where = "$TMPDIR"
+        self.error = f"cannot write mail to a temporary file in {where}: {e.strerror or e}"
+        self.close()
 
     def memory(self) -> bytes:
         return bytes(self._mem)
@@ -106,8 +136,11 @@ class Spool:
     def close(self) -> None:
         self._mem = bytearray()
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            try:
+                file.close()  # the descriptor is closed even when the flush fails
+            except OSError:
+                pass
 
 
 def resolve_executable(name: str) -> tuple[str | None, int]:
@@ -215,10 +248,9 @@ class Delivery:
         try:
             stdin = self.spool.fileno_rewound()
         except OSError as e:
-            self._log("error", f"cannot pass the mail to the pipe command: "
-                               f"{os.strerror(e.errno or 0)}")
-            return self._answer(Reply(451, ("Requested action aborted: local error in "
-                                            "processing",)))
+            # As for a spool that cannot be written: the client keeps the mail.
+            self._log("error", f"cannot write mail to a temporary file: {e.strerror or e}")
+            return self._answer(Reply(452, ("Insufficient system storage",)))
         try:
             self._transport = _SessionProcess(
                 self.reactor, path, self.argv, dict(os.environ), None, self._proto,

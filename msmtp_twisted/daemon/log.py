@@ -8,6 +8,12 @@ error ``cannot open log file, using syslog instead``, as msmtpd does.
 
 An optional second sink receives every line too: twistd's log, when running
 under ``twistd``.
+
+A message is always one line: unprintable characters (a line break in a user
+name or in the command's standard error) are written as Python escapes.  A
+message longer than :data:`MAX_LOG_MESSAGE` characters (a command line with a
+thousand long recipients is megabytes) is cut, and ends with
+``[... N more characters]`` instead.
 """
 
 from __future__ import annotations
@@ -17,7 +23,36 @@ import time
 from collections.abc import Callable
 from typing import IO
 
-__all__ = ["MsmtpdLog", "format_file_line"]
+__all__ = ["MAX_LOG_MESSAGE", "MsmtpdLog", "cap_message", "format_file_line"]
+
+#: The most characters one log message holds, the truncation marker included.
+MAX_LOG_MESSAGE = 8192
+
+
+def _escaped(c: str) -> str:
+    return c if c.isprintable() else repr(c)[1:-1]
+
+
+def cap_message(message: str, limit: int = MAX_LOG_MESSAGE) -> str:
+    """``message`` as one printable line, or its start and ``[... N more
+    characters]`` within ``limit``."""
+    if len(message) <= limit and message.isprintable():
+        return message
+    keep = max(0, limit - 40)  # the marker is at most 40 characters
+    out: list[str] = []
+    size = 0
+    for i, c in enumerate(message):
+        piece = _escaped(c)
+        if size + len(piece) > keep:
+            rest = message[i:]
+            if len(rest) <= limit - size:
+                tail = "".join(_escaped(r) for r in rest)
+                if size + len(tail) <= limit:
+                    return "".join(out) + tail
+            return "".join(out) + f" [... {len(rest)} more characters]"
+        out.append(piece)
+        size += len(piece)
+    return "".join(out)
 
 
 def format_file_line(level: str, message: str, *, now: float | None = None,
@@ -65,6 +100,7 @@ class MsmtpdLog:
         self.log(level, message)
 
     def log(self, level: str, message: str) -> None:
+        message = cap_message(message)
         if self._file is not None:
             try:
                 self._file.write(format_file_line(level, message))

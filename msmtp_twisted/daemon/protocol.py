@@ -4,8 +4,10 @@
 the count of active sessions (at most ``max_sessions``; one more client gets
 ``421`` and is disconnected), the time of the last AUTH failure (AUTH answers
 are delayed by ``auth_delay`` seconds for ``auth_delay_expiration`` seconds
-after any failure, in every session; always in ``--inetd`` mode) and a small
-cache of reverse look-ups.
+after any failure, in every session; always in ``--inetd`` mode), the AUTH
+answers already scheduled per client address (while the delay holds, the
+answers to one address go out one ``auth_delay`` apart, however many sessions
+it opens) and a small cache of reverse look-ups.
 
 :class:`MsmtpdProtocol` feeds received bytes to the state machine and carries
 out its events: replies are written, the mail is spooled and piped to the
@@ -22,6 +24,7 @@ does not read that reply either is cut off :data:`CLOSE_GRACE` seconds later.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shlex
 import signal
@@ -29,7 +32,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from twisted.internet import defer
@@ -118,6 +121,20 @@ def _address_ip(address: Any) -> str:
     return host if isinstance(host, str) else ""
 
 
+def client_key(ip: str) -> str:
+    """Whom the AUTH delay is counted for: the IPv4 address, or the /64 of an
+    IPv6 address (one host commonly holds a whole /64)."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr)
+
+
 def _reverse(ip: str) -> str:
     """getnameinfo(..., NI_NAMEREQD), as msmtpd; '' when there is no name."""
     if not ip:
@@ -166,6 +183,16 @@ class MsmtpdFactory(Factory):
         self.active = 0
         self.refused = 0
         self.last_auth_failure: float | None = None
+        # client_key -> when its last scheduled AUTH answer goes out; only future
+        # times are kept, so at most one entry per AUTH answer being delayed.
+        self._auth_slots: dict[str, float] = {}
+        limits = config.limits
+        if limits.max_envelope is None and limits.max_address is None:
+            envelope, address = config.command.envelope_limits()
+            limits = replace(limits, max_envelope=envelope, max_address=address)
+        #: The limits sessions run with: the configured ones, plus what fits in
+        #: the command's argument list.
+        self.server_limits = limits
         self._names: dict[str, tuple[str, float]] = {}
         self._devnull: int | None = None
         self.sessions: set[MsmtpdProtocol] = set()
@@ -302,6 +329,22 @@ class MsmtpdFactory(Factory):
     def auth_failed(self) -> None:
         self.last_auth_failure = self.reactor.seconds()
 
+    def auth_answer_delay(self, key: str) -> float:
+        """Seconds until an AUTH answer (due to be delayed) to client ``key`` may
+        go out: ``auth_delay`` after the later of now and the previous answer
+        scheduled for the same client, so parallel sessions from one address
+        get one answer per ``auth_delay`` between them, not one each."""
+        delay = self.config.auth_delay
+        if delay <= 0:
+            return 0.0
+        now = self.reactor.seconds()
+        slots = self._auth_slots
+        for past in [k for k, at in slots.items() if at <= now]:
+            del slots[past]
+        at = max(now, slots.get(key, now)) + delay
+        slots[key] = at
+        return at - now
+
     # -- reverse look-ups -------------------------------------------------------
 
     def lookup(self, ip: str) -> defer.Deferred[str]:
@@ -409,6 +452,7 @@ class MsmtpdProtocol(Protocol):
         self._busy = False
         self._counted = False
         self._throttle: _ReadThrottle | None = None
+        self._client = ""  # client_key() of the remote address
         self.done: defer.Deferred[MsmtpdProtocol] = defer.Deferred()
 
     # -- helpers ------------------------------------------------------------
@@ -486,7 +530,7 @@ class MsmtpdProtocol(Protocol):
         factory.active += 1
         self._counted = True
         factory.sessions.add(self)
-        self.server = SMTPServer(auth=config.checker is not None, limits=config.limits)
+        self.server = SMTPServer(auth=config.checker is not None, limits=factory.server_limits)
         if not ISSLTransport.providedBy(self.transport):
             self._start_throttle()
         if factory.inetd:
@@ -497,6 +541,7 @@ class MsmtpdProtocol(Protocol):
             self._log("info", f"connection from {remote_ip}, active sessions {factory.active} "
                               f"(max {config.max_sessions}), "
                               f"auth_delay={'yes' if factory.auth_delay_due() else 'no'}")
+        self._client = client_key(remote_ip)
         if config.session_timeout:
             self._session_timer = self.reactor.callLater(config.session_timeout, self._timeout,
                                                          "session time limit reached")
@@ -625,8 +670,7 @@ class MsmtpdProtocol(Protocol):
                 if self._connected:
                     self.transport.write(event.to_bytes())  # type: ignore[union-attr]
             elif isinstance(event, MessageData):
-                if self.spool is not None:
-                    self.spool.write(event.data)
+                self._spool_write(event.data)
             elif isinstance(event, Log):
                 self._log(event.level, event.message)
             elif isinstance(event, MessageBegin):
@@ -647,9 +691,18 @@ class MsmtpdProtocol(Protocol):
         argv = config.command.argv(event.sender, event.recipients)
         self._log("info", f"pipe command is {shlex.join(argv)}")
         self.spool = Spool(config.spool_threshold, config.spool_dir)
-        self.spool.write(received_header(
+        self._spool_write(received_header(
             event.helo_name, self.info.remote_ip, self.info.remote_name,
             self.info.local_ip, self.info.local_name, rfc2822_date(time.time())))
+
+    def _spool_write(self, data: bytes) -> None:
+        spool = self.spool
+        if spool is None:
+            return
+        failed = spool.error is not None
+        spool.write(data)
+        if not failed and spool.error is not None:
+            self._log("error", spool.error)
 
     def _end(self, event: MessageEnd) -> None:
         spool, self.spool = self.spool, None
@@ -658,10 +711,19 @@ class MsmtpdProtocol(Protocol):
         argv = config.command.argv(event.sender, event.recipients)
         self._pause()
         self._busy = True
-        self.delivery = start_delivery(self.reactor, argv, spool,
-                                       timeout=config.command_timeout,
-                                       devnull=self.factory.devnull, log=self._log)
-        d = self.delivery.result
+        failed = spool.error is not None
+        if spool.finish():
+            self.delivery = start_delivery(self.reactor, argv, spool,
+                                           timeout=config.command_timeout,
+                                           devnull=self.factory.devnull, log=self._log)
+            d = self.delivery.result
+        else:
+            # Part of the mail is lost: refuse it (RFC 5321's reply for a full
+            # disk), the client keeps it and retries.  The command never runs.
+            if not failed:
+                self._log("error", spool.error or "cannot spool mail")
+            spool.close()
+            d = defer.succeed(Reply(452, ("Insufficient system storage",)))
 
         def delivered(reply: Reply) -> None:
             self._busy = False
@@ -683,7 +745,7 @@ class MsmtpdProtocol(Protocol):
     def _auth(self, event: AuthRequest) -> None:
         factory = self.factory
         checker = factory.config.checker
-        delay = factory.config.auth_delay if factory.auth_delay_due() else 0.0
+        delay_due = factory.auth_delay_due()
         self._pause()
         self._busy = True  # keeps the session counted until the answer is in
         if event.malformed:
@@ -703,6 +765,7 @@ class MsmtpdProtocol(Protocol):
         def later(result: tuple[bool, bool]) -> Any:
             if not result[0] and not result[1]:
                 factory.auth_failed()
+            delay = factory.auth_answer_delay(self._client) if delay_due else 0.0
             if delay:
                 from twisted.internet.task import deferLater
 

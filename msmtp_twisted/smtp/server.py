@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_MAX_RECIPIENTS",
     "DataDecoder",
+    "ENVELOPE_ITEM_OVERHEAD",
     "Log",
     "MessageAborted",
     "MessageBegin",
@@ -50,7 +51,9 @@ __all__ = [
     "State",
     "TEMPFAIL_EXIT_CODES",
     "delivery_reply",
+    "envelope_cost",
     "parse_address",
+    "printable",
     "received_header",
     "sanitize_helo_name",
 ]
@@ -347,6 +350,25 @@ class ServerLimits:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     max_recipients: int = DEFAULT_MAX_RECIPIENTS
     max_auth_failures: int = DEFAULT_MAX_AUTH_FAILURES
+    #: What the envelope may take of the pipe command's argument list, in bytes:
+    #: the sum of :func:`envelope_cost` over the sender and the recipients.  A
+    #: recipient that would exceed it gets ``452 Too many recipients`` (the client
+    #: sends it in another transaction), a sender ``501 Path too long``.  None:
+    #: no limit.  The daemon derives it from ARG_MAX and the command.
+    max_envelope: int | None = None
+    #: The longest address that fits in one argument (``501 Path too long``).
+    max_address: int | None = None
+
+
+#: Bytes an address costs in an argument list beyond its characters: its NUL
+#: and its pointer (8 bytes on 64-bit systems), rounded up.
+ENVELOPE_ITEM_OVERHEAD = 16
+
+
+def envelope_cost(address: str) -> int:
+    """What ``address`` takes of :attr:`ServerLimits.max_envelope` (addresses are
+    ASCII: msmtpd's character set)."""
+    return len(address) + ENVELOPE_ITEM_OVERHEAD
 
 
 def _r(code: int, text: str) -> Reply:
@@ -379,6 +401,7 @@ class SMTPServer:
         self.esmtp = False
         self.sender: str | None = None
         self.recipients: list[str] = []
+        self._envelope = 0  # envelope_cost() of sender and recipients
         self.had_error = False
         self.quit = False
         self.mails_delivered = 0
@@ -432,7 +455,8 @@ class SMTPServer:
     def _shutdown_events(self) -> list[Event]:
         events: list[Event] = []
         if self.state is State.DATA:
-            events.append(MessageAborted("server shutting down"))
+            if not self._oversize:  # else aborted already, once is the contract
+                events.append(MessageAborted("server shutting down"))
             events.append(Log("error", "server shutting down, unfinished mail discarded"))
         events.append(_r(421, "Server shutting down, closing connection"))
         events.append(Log("info", "server shutting down, session closed"))
@@ -469,7 +493,8 @@ class SMTPServer:
     def _finish_eof(self) -> list[Event]:
         events: list[Event] = []
         if self.state is State.DATA:
-            events.append(MessageAborted("client disconnected during DATA"))
+            if not self._oversize:  # else aborted already, once is the contract
+                events.append(MessageAborted("client disconnected during DATA"))
             events.append(Log("error", "client disconnected during DATA, mail discarded"))
         elif self.state is State.READY and self.mails_delivered:
             self._eof_clean = True
@@ -491,7 +516,7 @@ class SMTPServer:
         elif ok:
             self.authenticated = True
             events.append(_r(235, "Authentication successful"))
-            events.append(Log("info", f"authenticated user {self._login_user}"))
+            events.append(Log("info", f"authenticated user {printable(self._login_user)}"))
         else:
             self.auth_failures += 1
             events.append(self._error(535, "Authentication failed"))
@@ -518,10 +543,9 @@ class SMTPServer:
             events.append(Log("info", "mail was piped successfully"))
         else:
             events.append(self._error(reply.code, reply.text))
-            if reply.text.startswith("Pipe command reported error "):
-                events.append(Log("error", "pipe command r" + reply.text[6:]))
-            else:
-                events.append(Log("error", reply.text[0].lower() + reply.text[1:]))
+            # msmtpd's wording: the reply text with a lower-case first letter
+            # ("pipe command reported error N"), without its ", session aborted".
+            events.append(Log("error", reply.text[:1].lower() + reply.text[1:]))
         self._reset()
         if self._shutting_down:
             return events + self._shutdown_events()
@@ -547,6 +571,7 @@ class SMTPServer:
     def _reset(self) -> None:
         self.sender = None
         self.recipients = []
+        self._envelope = 0
         self._decoder = None
         self._size = 0
         self._oversize = False
@@ -566,8 +591,7 @@ class SMTPServer:
                     break
                 del self._buf[: nl + 1]
                 self._discarding = False
-                events.append(self._error(500, "Line too long"))
-                events.append(Log("error", "command line too long"))
+                events += self._line_too_long()
                 continue
             if nl < 0:
                 if len(self._buf) >= self.limits.max_line:
@@ -576,8 +600,7 @@ class SMTPServer:
                 break
             if nl + 1 > self.limits.max_line:
                 del self._buf[: nl + 1]
-                events.append(self._error(500, "Line too long"))
-                events.append(Log("error", "command line too long"))
+                events += self._line_too_long()
                 continue
             line = bytes(self._buf[:nl])
             del self._buf[: nl + 1]
@@ -585,6 +608,17 @@ class SMTPServer:
                 line = line[:-1]
             events += self._command(line.decode("latin-1"))
         return events
+
+    def _line_too_long(self) -> list[Event]:
+        if self.state in (State.AUTH_PLAIN, State.AUTH_LOGIN_USER, State.AUTH_LOGIN_PASS):
+            # RFC 4954's answer.  The exchange ends here: otherwise the next command
+            # would be taken for the credentials and count as a failure.
+            self.state = State.READY
+            self._login_user = ""
+            return [self._error(500, "Authentication exchange line is too long"),
+                    Log("error", "authentication exchange line too long, "
+                                 "authentication cancelled")]
+        return [self._error(500, "Line too long"), Log("error", "command line too long")]
 
     def _data(self, events: list[Event]) -> None:
         assert self._decoder is not None
@@ -669,13 +703,16 @@ class SMTPServer:
             return [self._error(501, "Invalid address"),
                     Log("error", "invalid address in MAIL FROM")]
         addr, params = parsed
+        if not self._fits_one_argument(addr):
+            return [self._error(501, "Path too long"),
+                    Log("error", "address in MAIL FROM too long for the pipe command")]
         for param in params.split():
             key, _, value = param.partition("=")
             key = key.upper()
             if key == "SIZE":
                 if not value.isdigit() or not value.isascii():
                     return [self._error(501, "Invalid SIZE parameter")]
-                if int(value) > self.limits.max_message_size:
+                if _exceeds(value, self.limits.max_message_size):
                     return [self._error(552, "Message size exceeds fixed maximum message size"),
                             Log("error", "declared message size exceeds maximum")]
             elif key == "BODY":
@@ -688,6 +725,7 @@ class SMTPServer:
                         Log("error", "unsupported MAIL FROM parameter")]
         self.sender = addr
         self.recipients = []
+        self._envelope = envelope_cost(addr)
         self.state = State.MAIL
         return [_r(250, "Ok")]
 
@@ -700,11 +738,27 @@ class SMTPServer:
         if params:
             return [self._error(555, "Unsupported parameter"),
                     Log("error", "unsupported RCPT TO parameter")]
+        if not self._fits_one_argument(addr):
+            return [self._error(501, "Path too long"),
+                    Log("error", "address in RCPT TO too long for the pipe command")]
         if len(self.recipients) >= self.limits.max_recipients:
             return [self._error(452, "Too many recipients"), Log("error", "too many recipients")]
+        cost = envelope_cost(addr)
+        budget = self.limits.max_envelope
+        if budget is not None and self._envelope + cost > budget:
+            # Refused before anything runs: execve() would fail with E2BIG.
+            return [self._error(452, "Too many recipients"),
+                    Log("error", "too many recipients for the pipe command's argument list")]
+        self._envelope += cost
         self.recipients.append(addr)
         self.state = State.RCPT
         return [_r(250, "Ok")]
+
+    def _fits_one_argument(self, addr: str) -> bool:
+        limits = self.limits
+        if limits.max_address is not None and len(addr) > limits.max_address:
+            return False
+        return limits.max_envelope is None or envelope_cost(addr) <= limits.max_envelope
 
     def _start_data(self) -> list[Event]:
         assert self.sender is not None
@@ -781,6 +835,24 @@ class SMTPServer:
         self._login_user = user
         self._waiting = "auth"
         return [AuthRequest(mech, user, password)]
+
+
+def printable(text: str) -> str:
+    """``text`` for one log line: control and other unprintable characters as
+    Python escapes (a user name ``a\nb`` must not forge a second line)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _exceeds(digits: str, limit: int) -> bool:
+    """Whether the decimal ``digits`` are more than ``limit``, without int() on a
+    string of any length (Python refuses more than 4300 digits)."""
+    digits = digits.lstrip("0") or "0"
+    bound = str(limit)
+    if len(digits) != len(bound):
+        return len(digits) > len(bound)
+    return digits > bound
 
 
 def _b64decode(text: str) -> bytes | None:

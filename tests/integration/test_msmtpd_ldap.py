@@ -28,10 +28,14 @@ SUFFIX = "dc=example,dc=com"
 
 
 class Slapd:
-    def __init__(self, tmp: Path) -> None:
+    """``dns``/``ips``: the names in slapd's certificate (default localhost, 127.0.0.1)."""
+
+    def __init__(self, tmp: Path, *, dns: list[str] | None = None,
+                 ips: list[str] | None = None) -> None:
         pki = PKI(tmp / "pki")
+        self.pki = pki
         ca = pki.ca("LDAP Test CA")
-        leaf = pki.leaf(ca, "localhost")
+        leaf = pki.leaf(ca, dns[0] if dns else "localhost", dns=dns, ips=ips)
         self.cafile = str(ca.cert)
         db = tmp / "db"
         db.mkdir()
