@@ -3,35 +3,64 @@
 The mail is spooled while it arrives (:class:`Spool`: memory up to a threshold,
 then an anonymous temporary file), and the command is started only once the
 mail is complete, so a client that vanishes mid-DATA gets nothing delivered and
-leaves no process behind.  A spooled file is given to the command as its
-standard input directly (no copy through this process); a small mail is written
-to a pipe.  The command's standard output goes to /dev/null (it must never reach
-the SMTP session); its standard error is collected (up to 4 KiB) for the log.
+leaves no process behind.  The command's standard input is always a file that
+holds the whole mail (the spool file, or for a small mail an anonymous memory
+file): it can never read a partial mail, whatever happens to msmtpd (a pipe
+written by the server would give it EOF after a part if the server stopped).
+The command's standard output goes to /dev/null (it must never reach the SMTP
+session); its standard error is collected (up to 4 KiB) for the log.
 
-:func:`deliver` returns a Deferred firing with msmtpd's reply
-(:func:`msmtp_twisted.smtp.server.delivery_reply`), never with a failure.
+The command runs in a session and process group of its own: ``--command-timeout``
+and the end of the shutdown grace period signal the whole group (TERM, then KILL
+5 s later), so a wrapper's children, a background job or msmtp's
+``passwordeval`` shell go too, and a Ctrl-C at msmtpd's terminal does not reach
+it.  The command's exit status decides the reply: once it has exited, its
+leftover descendants may hold its standard error open for
+:data:`STDERR_GRACE` seconds, not longer.
+
+:func:`start_delivery` returns a :class:`Delivery` whose ``result`` Deferred
+fires with msmtpd's reply (:func:`msmtp_twisted.smtp.server.delivery_reply`),
+never with a failure; :func:`deliver` returns that Deferred alone.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-from twisted.internet import defer, error
+from twisted.internet import defer, error, process
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
 from msmtp_twisted.smtp.server import Reply, delivery_reply
 
-__all__ = ["DEFAULT_SPOOL_THRESHOLD", "Spool", "deliver", "resolve_executable"]
+__all__ = ["DEFAULT_SPOOL_THRESHOLD", "KILL_GRACE", "STDERR_GRACE", "Delivery", "Spool", "deliver",
+           "resolve_executable", "start_delivery"]
 
 #: Mails up to this size stay in memory; bigger ones go to a temporary file.
 DEFAULT_SPOOL_THRESHOLD = 1024 * 1024
+#: Seconds the command's descendants may keep its standard error open after it exited.
+STDERR_GRACE = 0.2
 _STDERR_KEEP = 4096
-_KILL_GRACE = 5.0
+KILL_GRACE = 5.0
+
+
+def _anonymous_file(directory: str | None) -> IO[bytes]:
+    """A memory file (memfd) where there is one, else a temporary file."""
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is not None:
+        try:
+            fd = memfd_create("msmtpd-mail", os.MFD_CLOEXEC)
+        except OSError:
+            pass
+        else:
+            return open(fd, "w+b")  # noqa: SIM115
+    return tempfile.TemporaryFile(dir=directory)  # noqa: SIM115
 
 
 class Spool:
@@ -94,7 +123,12 @@ class Spool:
         return bytes(self._mem)
 
     def fileno_rewound(self) -> int:
-        assert self._file is not None
+        """A file descriptor of the whole mail at offset 0, for the command's
+        standard input: the spool file, or a memory file for a mail held in memory."""
+        if self._file is None:
+            self._file = _anonymous_file(self.directory)
+            self._file.write(self._mem)
+            self._mem = bytearray()
         self._file.flush()
         self._file.seek(0)
         return self._file.fileno()
@@ -124,31 +158,200 @@ def resolve_executable(name: str) -> tuple[str | None, int]:
     return found, 0
 
 
-class _PipeProtocol(ProcessProtocol):
-    def __init__(self, done: defer.Deferred[tuple[int | None, int | None]],
-                 stdin_data: bytes | None) -> None:
-        self.done = done
-        self.stdin_data = stdin_data
-        self.stderr = bytearray()
+class _SessionProcess(process.Process):
+    """Twisted's child process, started in a session of its own (``setsid``):
+    its process group holds the command and whatever it starts."""
 
-    def connectionMade(self) -> None:
-        if self.stdin_data is not None:
-            self.transport.write(self.stdin_data)  # type: ignore[union-attr]
-            self.stdin_data = None
-            self.transport.closeStdin()  # type: ignore[union-attr]
+    def _trySpawnInsteadOfFork(self, path: Any, uid: Any, gid: Any, executable: Any,
+                               args: Any, environment: Any, kwargs: Any) -> bool:
+        # Twisted's posix_spawnp() path, plus setsid; its fork() path otherwise.
+        list_fds = getattr(process, "_listOpenFDs", None)
+        file_actions = getattr(process, "_getFileActions", None)
+        spawn = getattr(os, "posix_spawnp", None)
+        if (uid is not None or gid is not None or path is not None or list_fds is None
+                or file_actions is None or spawn is None):
+            return False
+        fd_state = []
+        for fd in list_fds():
+            try:
+                flags = fcntl.fcntl(fd, fcntl.F_GETFD)
+            except OSError:
+                continue
+            fd_state.append((fd, bool(flags & fcntl.FD_CLOEXEC)))
+        ignored = [n for n in range(1, signal.NSIG) if signal.getsignal(n) == signal.SIG_IGN]
+        try:
+            self.pid = spawn(executable, args, environment,
+                             file_actions=file_actions(fd_state, kwargs["fdmap"],
+                                                       doClose=os.POSIX_SPAWN_CLOSE,
+                                                       doDup2=os.POSIX_SPAWN_DUP2),
+                             setsigdef=ignored, setsid=True)
+        except NotImplementedError:  # a libc without POSIX_SPAWN_SETSID
+            return False
+        self.status = -1
+        return True
+
+    def _setupChild(self, *args: Any, **kwargs: Any) -> None:
+        os.setsid()
+        super()._setupChild(*args, **kwargs)
+
+
+class _PipeProtocol(ProcessProtocol):
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+        self.stderr = bytearray()
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
         if childFD == 2 and len(self.stderr) < _STDERR_KEEP:
             self.stderr += data[: _STDERR_KEEP - len(self.stderr)]
 
+    def processExited(self, reason: Failure) -> None:
+        self.delivery._exited(reason.value)
+
     def processEnded(self, reason: Failure) -> None:
-        value = reason.value
-        if isinstance(value, error.ProcessDone):
-            self.done.callback((0, None))
-        elif isinstance(value, error.ProcessTerminated):
-            self.done.callback((value.exitCode, value.signal))
+        self.delivery._finish()
+
+
+class Delivery:
+    """One run of the pipe command; ``result`` fires with the reply."""
+
+    def __init__(self, reactor: Any, argv: Sequence[str], spool: Spool, *,
+                 timeout: float | None, devnull: int,
+                 log: Callable[[str, str], None] | None = None) -> None:
+        self.reactor = reactor
+        self.argv = list(argv)
+        self.spool = spool
+        self.timeout = timeout
+        self.devnull = devnull
+        self.log = log
+        self.result: defer.Deferred[Reply] = defer.Deferred()
+        self.pid: int | None = None  # also the process group
+        self._proto = _PipeProtocol(self)
+        self._transport: Any = None
+        self._status: tuple[int | None, int | None] | None = None
+        self._why: str | None = None  # "timeout" or "interrupted"
+        self._timer: Any = None
+        self._kill_timer: Any = None
+        self._grace_timer: Any = None
+        self._done = False
+
+    @property
+    def running(self) -> bool:
+        """The command has been started and has not exited yet."""
+        return self.pid is not None and self._status is None
+
+    def start(self) -> Delivery:
+        path, code = resolve_executable(self.argv[0])
+        if path is None:
+            self._log("error", f"cannot start pipe command {self.argv[0]}: "
+                               f"{'not found' if code == 127 else 'permission denied'}")
+            return self._answer(delivery_reply(code))
+        try:
+            stdin = self.spool.fileno_rewound()
+        except OSError as e:
+            # As for a spool that cannot be written: the client keeps the mail.
+            self._log("error", f"cannot write mail to a temporary file: {e.strerror or e}")
+            return self._answer(Reply(452, ("Insufficient system storage",)))
+        try:
+            self._transport = _SessionProcess(
+                self.reactor, path, self.argv, dict(os.environ), None, self._proto,
+                childFDs={0: stdin, 1: self.devnull, 2: "r"})
+        except OSError as e:
+            self._log("error", f"cannot start pipe command {self.argv[0]}: "
+                               f"{os.strerror(e.errno or 0)}")
+            return self._answer(delivery_reply(127 if isinstance(e, FileNotFoundError) else 126))
+        self.pid = self._transport.pid
+        if self.timeout and self._status is None:
+            self._timer = self.reactor.callLater(self.timeout, self._stop, "timeout")
+        return self
+
+    def interrupt(self) -> None:
+        """Stop the command now (the server is shutting down): TERM to its
+        process group, KILL 5 s later.  Unless it still exits with 0, the reply
+        is a temporary failure, so that the client tries again later."""
+        self._stop("interrupted")
+
+    # -- internals ---------------------------------------------------------------
+
+    def _log(self, level: str, message: str) -> None:
+        if self.log is not None:
+            self.log(level, message)
+
+    def _signal_group(self, sig: int) -> None:
+        if self.pid is None:
+            return
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _stop(self, why: str) -> None:
+        if not self.running:
+            return
+        if self._why is None:
+            self._why = why
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._signal_group(signal.SIGTERM)
+        if self._kill_timer is None:
+            self._kill_timer = self.reactor.callLater(KILL_GRACE, self._signal_group,
+                                                      signal.SIGKILL)
+
+    def _exited(self, reason: BaseException) -> None:
+        if isinstance(reason, error.ProcessTerminated):
+            self._status = (reason.exitCode, reason.signal)
+        elif isinstance(reason, error.ProcessDone):
+            self._status = (0, None)
         else:  # pragma: no cover - Twisted reports only those two
-            self.done.callback((None, None))
+            self._status = (None, None)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        if not self._done:
+            # Its exit status decides; descendants that keep its standard error
+            # open (a background job, a wrapper's child) must not hold the reply.
+            self._grace_timer = self.reactor.callLater(STDERR_GRACE, self._stop_reading)
+
+    def _stop_reading(self) -> None:
+        if self._transport is not None and not self._done:
+            self._transport.closeChildFD(2)
+
+    def _finish(self) -> None:
+        if self._done:
+            return
+        if self._grace_timer is not None and self._grace_timer.active():
+            self._grace_timer.cancel()
+        for line in bytes(self._proto.stderr).decode("utf-8", "replace").splitlines():
+            if line.strip():
+                self._log("error", f"pipe command: {line}")
+        exit_code, sig = self._status or (None, None)
+        if self._why == "timeout":
+            self._log("error", f"pipe command timed out after {self.timeout:g} seconds, killed")
+            reply = delivery_reply(None, timed_out=True)
+        elif self._why == "interrupted" and (exit_code != 0 or sig is not None):
+            self._log("error", "pipe command stopped: server shutting down")
+            reply = delivery_reply(None, interrupted=True)
+        else:
+            reply = delivery_reply(exit_code, sig)
+        self._answer(reply)
+
+    def _answer(self, reply: Reply) -> Delivery:
+        self._done = True
+        self.spool.close()
+        self.result.callback(reply)
+        return self
+
+
+def start_delivery(
+    reactor: Any,
+    argv: Sequence[str],
+    spool: Spool,
+    *,
+    timeout: float | None,
+    devnull: int,
+    log: Callable[[str, str], None] | None = None,
+) -> Delivery:
+    """Run ``argv`` with the spooled mail on its standard input.  The spool is
+    closed when the command has ended; ``.result`` fires with the reply."""
+    return Delivery(reactor, argv, spool, timeout=timeout, devnull=devnull, log=log).start()
 
 
 def deliver(
@@ -160,68 +363,6 @@ def deliver(
     devnull: int,
     log: Callable[[str, str], None] | None = None,
 ) -> defer.Deferred[Reply]:
-    """Run ``argv`` with the spooled mail on its standard input; fire with the
-    reply.  The spool is closed when the command has ended."""
-    result: defer.Deferred[Reply] = defer.Deferred()
-    path, code = resolve_executable(argv[0])
-    if path is None:
-        if log:
-            log("error", f"cannot start pipe command {argv[0]}: "
-                         f"{'not found' if code == 127 else 'permission denied'}")
-        spool.close()
-        result.callback(delivery_reply(code))
-        return result
-
-    ended: defer.Deferred[tuple[int | None, int | None]] = defer.Deferred()
-    if spool.on_disk:
-        stdin: int | str = spool.fileno_rewound()
-        proto = _PipeProtocol(ended, None)
-    else:
-        stdin = "w"
-        proto = _PipeProtocol(ended, spool.memory())
-    try:
-        transport = reactor.spawnProcess(
-            proto, path, list(argv), env=None,
-            childFDs={0: stdin, 1: devnull, 2: "r"},
-        )
-    except OSError as e:
-        if log:
-            log("error", f"cannot start pipe command {argv[0]}: {os.strerror(e.errno or 0)}")
-        spool.close()
-        result.callback(delivery_reply(127 if isinstance(e, FileNotFoundError) else 126))
-        return result
-
-    timed_out = []
-    timers: list[Any] = []
-
-    def kill(sig: str) -> None:
-        try:
-            transport.signalProcess(sig)
-        except error.ProcessExitedAlready:
-            return
-        if sig == "TERM":
-            timed_out.append(True)
-            timers.append(reactor.callLater(_KILL_GRACE, kill, "KILL"))
-
-    if timeout:
-        timers.append(reactor.callLater(timeout, kill, "TERM"))
-
-    def finished(status: tuple[int | None, int | None]) -> None:
-        for t in timers:
-            if t.active():
-                t.cancel()
-        spool.close()
-        exit_code, signal = status
-        if log and proto.stderr:
-            for line in bytes(proto.stderr).decode("utf-8", "replace").splitlines():
-                if line.strip():
-                    log("error", f"pipe command: {line}")
-        if timed_out:
-            if log:
-                log("error", f"pipe command timed out after {timeout:g} seconds, killed")
-            result.callback(delivery_reply(None, timed_out=True))
-        else:
-            result.callback(delivery_reply(exit_code, signal))
-
-    ended.addCallback(finished)
-    return result
+    """:func:`start_delivery`'s ``result`` alone."""
+    return start_delivery(reactor, argv, spool, timeout=timeout, devnull=devnull,
+                          log=log).result

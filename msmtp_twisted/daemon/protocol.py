@@ -14,7 +14,12 @@ out its events: replies are written, the mail is spooled and piped to the
 command (:mod:`msmtp_twisted.daemon.delivery`), credentials go to the checker.
 While the machine waits for a delivery or an AUTH verdict the transport is
 paused, so a pipelining client is answered in order and never floods memory.
-Idle and total session timeouts close the connection with ``421``.
+Idle and total session timeouts, and a command line or mail arriving slower
+than the minimum data rate, close the connection with ``421``; a client that
+does not read that reply either is cut off :data:`CLOSE_GRACE` seconds later.
+
+:meth:`MsmtpdFactory.shutdown` ends every session gracefully (see
+:class:`~msmtp_twisted.daemon.service.MsmtpdService`).
 """
 
 from __future__ import annotations
@@ -22,13 +27,16 @@ from __future__ import annotations
 import ipaddress
 import os
 import shlex
+import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.error import ConnectionAborted
 from twisted.internet.interfaces import (
     IHalfCloseableProtocol,
     IHandshakeListener,
@@ -40,8 +48,16 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from msmtp_twisted.daemon.command import PipeCommand
-from msmtp_twisted.daemon.delivery import DEFAULT_SPOOL_THRESHOLD, Spool, deliver
+from msmtp_twisted.daemon.delivery import (
+    DEFAULT_SPOOL_THRESHOLD,
+    KILL_GRACE,
+    STDERR_GRACE,
+    Delivery,
+    Spool,
+    start_delivery,
+)
 from msmtp_twisted.daemon.log import MsmtpdLog
+from msmtp_twisted.daemon.options import DEFAULTS
 from msmtp_twisted.message.msgid import rfc2822_date
 from msmtp_twisted.smtp.server import (
     AuthRequest,
@@ -61,24 +77,30 @@ from msmtp_twisted.smtp.server import (
 __all__ = ["ConnectionInfo", "DaemonConfig", "MsmtpdFactory", "MsmtpdProtocol",
            "connection_info_from_fd"]
 
-MAX_ACTIVE_SESSIONS = 16
 AUTH_DELAY_SECONDS = 1.0
 AUTH_DELAY_EXPIRATION_SECONDS = 60.0
 _NAME_CACHE_TTL = 60.0
 _NAME_CACHE_MAX = 1024
+#: Seconds a closing connection may take to write its last replies; a client
+#: that reads nothing (its buffers full) is then cut off.
+CLOSE_GRACE = 5.0
 
 
 @dataclass
 class DaemonConfig:
-    """Everything a session needs to know; the defaults are msmtpd's and ours."""
+    """Everything a session needs to know; the defaults are those of the option
+    table (:mod:`msmtp_twisted.daemon.options`)."""
 
     command: PipeCommand
     checker: Any = None  # StaticChecker, LDAPChecker or None (no AUTH)
     limits: ServerLimits = field(default_factory=ServerLimits)
-    max_sessions: int = MAX_ACTIVE_SESSIONS
-    idle_timeout: float = 300.0
-    session_timeout: float = 3600.0
-    command_timeout: float = 300.0
+    max_sessions: int = DEFAULTS["max_sessions"]
+    idle_timeout: float = DEFAULTS["idle_timeout"]
+    session_timeout: float = DEFAULTS["session_timeout"]
+    request_timeout: float = DEFAULTS["request_timeout"]
+    min_data_rate: int = DEFAULTS["min_data_rate"]
+    command_timeout: float = DEFAULTS["command_timeout"]
+    shutdown_timeout: float = DEFAULTS["shutdown_timeout"]
     auth_delay: float = AUTH_DELAY_SECONDS
     auth_delay_expiration: float = AUTH_DELAY_EXPIRATION_SECONDS
     always_delay_auth: bool = False  # --inetd: no memory of failures between sessions
@@ -175,6 +197,10 @@ class MsmtpdFactory(Factory):
         self._devnull: int | None = None
         self.sessions: set[MsmtpdProtocol] = set()
         self.on_session_end: Callable[[MsmtpdProtocol], None] | None = None
+        self.shutting_down = False
+        self._drained: defer.Deferred[None] | None = None
+        self._shutdown_timers: list[Any] = []
+        self._reactor_handlers: dict[int, Any] = {}
 
     @property
     def devnull(self) -> int:
@@ -188,13 +214,107 @@ class MsmtpdFactory(Factory):
             self._devnull = None
 
     def buildProtocol(self, addr: Any) -> Protocol:
-        if self.active >= self.config.max_sessions:
+        if self.shutting_down:
+            proto: Protocol = _ShuttingDown()
+        elif self.active >= self.config.max_sessions:
             self.refused += 1
-            proto: Protocol = _TooBusy()
+            proto = _TooBusy()
         else:
             proto = MsmtpdProtocol()
         proto.factory = self
         return proto
+
+    # -- shutdown -----------------------------------------------------------------
+
+    def shutdown(self, timeout: float | None = None) -> defer.Deferred[None]:
+        """End every session gracefully; fires when none is left.
+
+        A mail being piped is finished and answered, then the session gets
+        ``421``; every other session gets ``421`` at once (a mail not yet
+        complete is discarded).  After ``timeout`` seconds (default
+        ``config.shutdown_timeout``; 0: at once) the commands still running
+        are stopped (TERM to their process groups, KILL 5 s later; their
+        clients get ``451``) and the connections still open are cut off.
+
+        A further SIGTERM or SIGINT ends the wait at once (where the reactor
+        handles those signals): the reactor is stopping already, and an
+        operator who signals again wants it over."""
+        if self._drained is not None:
+            return _chain(self._drained)
+        if timeout is None:
+            timeout = self.config.shutdown_timeout
+        self.shutting_down = True
+        self._hurry_on_signal()
+        self._drained = defer.Deferred()
+        busy = sum(1 for s in self.sessions if s.delivery is not None)
+        self.log.info(f"shutting down (sessions: {len(self.sessions)}, "
+                      f"pipe commands running: {busy})")
+        for session in list(self.sessions):
+            session.shutdown()
+        self._shutdown_timers.append(self.reactor.callLater(timeout, self._shutdown_expired))
+        # A last bound, whatever happens: the KILLs have been sent by then.
+        self._shutdown_timers.append(self.reactor.callLater(
+            timeout + KILL_GRACE + STDERR_GRACE + CLOSE_GRACE, self._drain_done))
+        self._check_drained()
+        return _chain(self._drained)
+
+    def _hurry_on_signal(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(number: int, frame: Any) -> None:
+            self.reactor.callFromThread(self.hurry, signal.Signals(number).name)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            current = signal.getsignal(sig)
+            if getattr(current, "__self__", None) is self.reactor:
+                self._reactor_handlers[sig] = current
+                signal.signal(sig, handler)
+
+    def _restore_signal_handlers(self) -> None:
+        # A program that only stopped the service still stops on SIGTERM.
+        for sig, previous in self._reactor_handlers.items():
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(sig, previous)
+        self._reactor_handlers = {}
+
+    def hurry(self, why: str = "") -> None:
+        """Stop waiting for the sessions now: as when the shutdown grace period ends."""
+        if self._drained is None or self._drained.called:
+            return
+        self.log.info(f"{why + ' again: ' if why else ''}not waiting any longer")
+        self._shutdown_expired()
+
+    def _shutdown_expired(self) -> None:
+        if self.sessions:
+            self.log.error(f"shutdown grace period over, stopping what is left "
+                           f"(sessions: {len(self.sessions)})")
+        for session in list(self.sessions):
+            session.interrupt()
+
+    def _check_drained(self) -> None:
+        if self._drained is not None and not self.sessions:
+            self._drain_done()
+
+    def _drain_done(self) -> None:
+        for timer in self._shutdown_timers:
+            if timer.active():
+                timer.cancel()
+        self._shutdown_timers = []
+        for session in list(self.sessions):  # after the last bound only
+            session.forget()
+        self._restore_signal_handlers()
+        d = self._drained
+        if d is not None and not d.called:
+            self.log.info("shut down")
+            d.callback(None)
+
+    def reopen(self) -> None:
+        """Accept sessions again after a finished :meth:`shutdown` (a service
+        started again)."""
+        if self._drained is not None and self._drained.called:
+            self._drained = None
+            self.shutting_down = False
 
     # -- AUTH brute force protection ------------------------------------------
 
@@ -249,6 +369,26 @@ class MsmtpdFactory(Factory):
         return d
 
 
+def _chain(d: defer.Deferred[None]) -> defer.Deferred[None]:
+    """A new Deferred that fires when ``d`` has (without consuming its result)."""
+    out: defer.Deferred[None] = defer.Deferred()
+
+    def passed(result: Any) -> Any:
+        out.callback(None)
+        return result
+
+    d.addBoth(passed)
+    return out
+
+
+class _ShuttingDown(Protocol):
+    """A connection accepted while the listening socket was being closed."""
+
+    def connectionMade(self) -> None:
+        self.transport.write(b"421 Server shutting down, closing connection\r\n")  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+
 class _TooBusy(Protocol):
     factory: MsmtpdFactory
 
@@ -299,9 +439,15 @@ class MsmtpdProtocol(Protocol):
         self.server: SMTPServer | None = None
         self.info = ConnectionInfo()
         self.spool: Spool | None = None
+        #: The pipe command running for this session's mail.
+        self.delivery: Delivery | None = None
         self._paused = 0
         self._idle: Any = None
         self._session_timer: Any = None
+        self._close_timer: Any = None
+        self._rate_timer: Any = None
+        self._rate_start: float | None = None
+        self._rate_bytes = 0
         self._connected = False
         self._busy = False
         self._counted = False
@@ -337,6 +483,43 @@ class MsmtpdProtocol(Protocol):
             self._throttle = None
             self.transport.unregisterProducer()  # type: ignore[union-attr]
         self.transport.loseConnection()  # type: ignore[union-attr]
+        if self._close_timer is None:
+            self._close_timer = self.reactor.callLater(CLOSE_GRACE, self._abort)
+
+    def _abort(self) -> None:
+        """Cut the connection off, written or not (a client that reads nothing
+        would keep a closing connection forever)."""
+        if not self._connected:
+            return
+        abort = getattr(self.transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+        else:  # --inetd's standard input/output
+            self.transport.connectionLost(Failure(ConnectionAborted()))  # type: ignore[union-attr]
+
+    # -- shutdown -------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """The server is going down: see :meth:`MsmtpdFactory.shutdown`."""
+        if self.server is None:
+            return
+        self._handle(self.server.shutdown())
+        self._check_rate()
+
+    def interrupt(self) -> None:
+        """The shutdown grace period is over: stop the command (its answer
+        then ends the session), or cut the connection off."""
+        if self.delivery is not None:
+            self.delivery.interrupt()
+            return
+        self._busy = False  # an AUTH verdict still pending is not waited for
+        self._abort()
+        self._maybe_done()
+
+    def forget(self) -> None:
+        """The shutdown's last bound has passed: this session no longer counts."""
+        self._abort()
+        self.factory.sessions.discard(self)
 
     # -- connection ---------------------------------------------------------
 
@@ -388,6 +571,7 @@ class MsmtpdProtocol(Protocol):
         assert self.server is not None
         self._reset_idle()
         self._handle(self.server.receive(data))
+        self._check_rate(len(data))
 
     def readConnectionLost(self) -> None:
         assert self.server is not None
@@ -404,7 +588,7 @@ class MsmtpdProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._connected = False
-        for timer in (self._idle, self._session_timer):
+        for timer in (self._idle, self._session_timer, self._close_timer, self._rate_timer):
             if timer is not None and timer.active():
                 timer.cancel()
         if self.server is not None:
@@ -425,6 +609,7 @@ class MsmtpdProtocol(Protocol):
         if self.factory.on_session_end is not None:
             self.factory.on_session_end(self)
         self.done.callback(self)
+        self.factory._check_drained()
 
     def _reset_idle(self) -> None:
         timeout = self.factory.config.idle_timeout
@@ -434,6 +619,36 @@ class MsmtpdProtocol(Protocol):
             self._idle.reset(timeout)
         else:
             self._idle = self.reactor.callLater(timeout, self._timeout, "idle timeout")
+
+    def _check_rate(self, received: int = 0) -> None:
+        """While a command line or a mail is arriving it must be complete within
+        ``request_timeout`` seconds plus one second per ``min_data_rate`` bytes
+        received (a slowloris client is cut off; a slow but steady one is not)."""
+        config = self.factory.config
+        server = self.server
+        if (not config.request_timeout or not config.min_data_rate or not self._connected
+                or server is None or not server.receiving):
+            self._rate_start = None
+            if self._rate_timer is not None and self._rate_timer.active():
+                self._rate_timer.cancel()
+            return
+        now = self.reactor.seconds()
+        if self._rate_start is None:
+            self._rate_start = now
+            self._rate_bytes = 0
+        self._rate_bytes += received
+        delay = (self._rate_start + config.request_timeout
+                 + self._rate_bytes / config.min_data_rate - now)
+        if self._rate_timer is not None and self._rate_timer.active():
+            self._rate_timer.reset(delay)
+        else:
+            self._rate_timer = self.reactor.callLater(delay, self._too_slow)
+
+    def _too_slow(self) -> None:
+        start = self._rate_start if self._rate_start is not None else self.reactor.seconds()
+        elapsed = self.reactor.seconds() - start
+        self._timeout(f"client too slow ({self._rate_bytes} bytes in {elapsed:.0f} seconds, "
+                      f"minimum {self.factory.config.min_data_rate} per second)")
 
     def _timeout(self, why: str) -> None:
         assert self.server is not None
@@ -498,8 +713,10 @@ class MsmtpdProtocol(Protocol):
         self._busy = True
         failed = spool.error is not None
         if spool.finish():
-            d = deliver(self.reactor, argv, spool, timeout=config.command_timeout,
-                        devnull=self.factory.devnull, log=self._log)
+            self.delivery = start_delivery(self.reactor, argv, spool,
+                                           timeout=config.command_timeout,
+                                           devnull=self.factory.devnull, log=self._log)
+            d = self.delivery.result
         else:
             # Part of the mail is lost: refuse it (RFC 5321's reply for a full
             # disk), the client keeps it and retries.  The command never runs.
@@ -510,6 +727,7 @@ class MsmtpdProtocol(Protocol):
 
         def delivered(reply: Reply) -> None:
             self._busy = False
+            self.delivery = None
             self._log("info" if reply.code == 250 else "error",
                       f"mail from={event.sender} recipients={','.join(event.recipients)} "
                       f"size={event.size} reply={reply.code} {reply.text}")
@@ -517,6 +735,7 @@ class MsmtpdProtocol(Protocol):
             events = self.server.delivery_result(reply)
             self._resume()
             self._handle(events)
+            self._check_rate()
             self._close_if_finished()
             self._maybe_done()
 
@@ -561,6 +780,7 @@ class MsmtpdProtocol(Protocol):
             events = self.server.auth_result(result[0], temporary=result[1])
             self._resume()
             self._handle(events)
+            self._check_rate()
             self._close_if_finished()
             self._maybe_done()
 
@@ -570,6 +790,7 @@ class MsmtpdProtocol(Protocol):
     def _internal_error(self, failure: Failure) -> None:
         self._log("error", f"internal error: {failure.getErrorMessage()}")
         self._busy = False
+        self.delivery = None
         if self._connected:
             self.transport.write(b"421 Internal error, closing connection\r\n")  # type: ignore[union-attr]
             self._lose()

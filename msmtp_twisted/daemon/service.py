@@ -16,20 +16,20 @@ from typing import Any
 
 from twisted.application import service
 from twisted.application.internet import StreamServerEndpointService
-from twisted.internet import endpoints
+from twisted.internet import defer, endpoints
 from twisted.logger import Logger
 from twisted.python import usage
 
-from msmtp_twisted.daemon.cli import (
-    _LIMITS,
-    DEFAULT_COMMAND,
+from msmtp_twisted.daemon.log import MsmtpdLog
+from msmtp_twisted.daemon.options import (
     DEFAULT_INTERFACE,
-    DEFAULT_PORT,
+    OPTIONS,
+    PORT,
     MsmtpdSettings,
     SettingsError,
+    apply_option,
     build_config,
 )
-from msmtp_twisted.daemon.log import MsmtpdLog
 from msmtp_twisted.daemon.protocol import DaemonConfig, MsmtpdFactory
 
 __all__ = ["MsmtpdOptions", "MsmtpdService", "endpoint_description", "make_service"]
@@ -54,36 +54,25 @@ def endpoint_description(port: str, interface: str = DEFAULT_INTERFACE) -> str:
 
 
 class MsmtpdOptions(usage.Options):
-    """Options of ``twistd msmtpd``: the console script's, with ``--port`` taking
-    an endpoint string too."""
+    """Options of ``twistd msmtpd``: the console script's (the same table, the
+    same checks), with ``--port`` taking an endpoint string too."""
 
     synopsis = "[options]"
     longdesc = ("An SMTP server that pipes each mail to a command (msmtp by default), "
                 "like msmtpd.  --port takes a number or a Twisted endpoint string.")
 
     optParameters = [
-        ["port", None, str(DEFAULT_PORT),
-         "Port number, or a server endpoint string (tcp:2500:interface=::1, unix:/path, "
-         "ssl:...)."],
-        ["interface", None, DEFAULT_INTERFACE, "Listen on this IP address (bare --port only)."],
-        ["command", None, DEFAULT_COMMAND, "Pipe mails to this command."],
-        ["log", None, "none", "msmtpd log: none, syslog, or a file (twistd's log gets it too)."],
-        ["auth", None, None, "Require authentication: user[,passwordeval]."],
-        ["auth-ldap", None, None, "Require authentication, checked by an LDAP bind to URL."],
-        *([name, None, None, f"Limit (default {default})."]
-          for name, (_attr, _kind, default) in _LIMITS.items()),
+        [o.name, None, None if o.default is None else o.default_text(),
+         o.help]
+        for o in OPTIONS if o.twistd
     ]
 
     def postOptions(self) -> None:
-        from msmtp_twisted.daemon.cli import parse_args
-
-        argv = ["msmtpd"]
-        for name in ("command", "log", "auth", "auth-ldap", *_LIMITS):
-            value = self[name]
-            if value is not None:
-                argv.append(f"--{name}={value}")
+        settings = MsmtpdSettings()
         try:
-            settings = parse_args(argv)
+            for o in OPTIONS:
+                if o.twistd and o.kind != PORT and self[o.name] is not None:
+                    apply_option(settings, o.name, self[o.name])
             self.settings: MsmtpdSettings = settings
             self.config: DaemonConfig = build_config(settings, inetd=False)
         except SettingsError as e:
@@ -92,9 +81,16 @@ class MsmtpdOptions(usage.Options):
 
 
 class MsmtpdService(service.MultiService):
-    """Listens on ``description``; closes the factory and the log when stopped."""
+    """Listens on ``endpoint`` (a server endpoint string or object) while running.
 
-    def __init__(self, description: str, config: DaemonConfig, log: MsmtpdLog,
+    Stopping it (twistd and the ``msmtpd`` command do so on SIGTERM/SIGINT)
+    stops listening and shuts the sessions down gracefully: a mail being piped
+    is finished and answered, within ``config.shutdown_timeout`` seconds
+    (after which the command is killed and the client told to try again
+    later); every other session gets ``421`` and is closed.  The Deferred
+    returned by :meth:`stopService` fires when every session has ended."""
+
+    def __init__(self, endpoint: Any, config: DaemonConfig, log: MsmtpdLog,
                  reactor: Any = None) -> None:
         super().__init__()
         if reactor is None:
@@ -103,22 +99,26 @@ class MsmtpdService(service.MultiService):
             reactor = _reactor
         self.log = log
         self.factory = MsmtpdFactory(config, log, reactor)
-        self.endpoint = endpoints.serverFromString(reactor, description)
+        if isinstance(endpoint, str):
+            endpoint = endpoints.serverFromString(reactor, endpoint)
+        self.endpoint = endpoint
         self.listener = StreamServerEndpointService(self.endpoint, self.factory)
         self.listener._raiseSynchronously = True
         self.listener.setServiceParent(self)
 
-    def stopService(self) -> Any:
-        d = super().stopService()
+    def startService(self) -> None:
+        self.factory.reopen()
+        super().startService()
 
-        def closed(result: Any) -> Any:
-            self.factory.close()
-            return result
+    def stopService(self) -> defer.Deferred[None]:
+        listening = defer.maybeDeferred(super().stopService)
+        drained = self.factory.shutdown()
+        done = defer.gatherResults([listening, drained], consumeErrors=True)
 
-        if d is None:
+        def closed(_: Any) -> None:
             self.factory.close()
-            return None
-        return d.addBoth(closed)
+
+        return done.addBoth(closed)
 
 
 def make_service(options: MsmtpdOptions, reactor: Any = None) -> MsmtpdService:

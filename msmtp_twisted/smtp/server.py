@@ -258,7 +258,7 @@ def received_header(
 
 
 def delivery_reply(exit_code: int | None, signal: int | None = None,
-                   timed_out: bool = False) -> Reply:
+                   timed_out: bool = False, interrupted: bool = False) -> Reply:
     """msmtpd's reply for the pipe command's end.
 
     0 → ``250 Ok, mail was piped``; EX_NOHOST, EX_UNAVAILABLE, EX_OSERR and
@@ -266,9 +266,12 @@ def delivery_reply(exit_code: int | None, signal: int | None = None,
     ``554 Pipe command reported error N``.  A command killed by a signal shows
     as 128+N, as the shell msmtpd runs the command with reports it.  A command
     that ran too long (ours only: msmtpd waits forever) → ``554 Pipe command
-    timed out``."""
+    timed out``.  A command stopped because the server is shutting down (ours
+    only) → ``451 Pipe command stopped at server shutdown, try again later``."""
     if timed_out:
         return Reply(554, ("Pipe command timed out",))
+    if interrupted:
+        return Reply(451, ("Pipe command stopped at server shutdown, try again later",))
     if signal is not None:
         exit_code = 128 + signal
     if exit_code is None:
@@ -412,6 +415,7 @@ class SMTPServer:
         self._login_user = ""
         self._eof = False
         self._eof_clean = False
+        self._shutting_down = False
 
     # -- driver API -----------------------------------------------------------
 
@@ -427,6 +431,37 @@ class SMTPServer:
     @property
     def in_data(self) -> bool:
         return self.state is State.DATA
+
+    @property
+    def receiving(self) -> bool:
+        """True while it is the client's turn and a command line or a mail has
+        begun to arrive but is not complete (for a minimum data rate)."""
+        if self._waiting is not None or self.state is State.CLOSED or self._eof:
+            return False
+        return self.state is State.DATA or bool(self._buf) or self._discarding
+
+    def shutdown(self) -> list[Event]:
+        """The server is going down: ``421`` and :class:`Close` (a mail not yet
+        complete is aborted).  While an :class:`AuthRequest` or
+        :class:`MessageEnd` waits for its answer, nothing happens now: the
+        answer is given, then the ``421``, and input after it is ignored."""
+        if self.state is State.CLOSED:
+            return []
+        if self._waiting is not None:
+            self._shutting_down = True
+            return []
+        return self._shutdown_events()
+
+    def _shutdown_events(self) -> list[Event]:
+        events: list[Event] = []
+        if self.state is State.DATA:
+            if not self._oversize:  # else aborted already, once is the contract
+                events.append(MessageAborted("server shutting down"))
+            events.append(Log("error", "server shutting down, unfinished mail discarded"))
+        events.append(_r(421, "Server shutting down, closing connection"))
+        events.append(Log("info", "server shutting down, session closed"))
+        events.append(self._close("server shutting down"))
+        return events
 
     @property
     def clean(self) -> bool:
@@ -492,6 +527,8 @@ class SMTPServer:
                 events.append(self._close("too many authentication failures"))
                 return events
         self._login_user = ""
+        if self._shutting_down:
+            return events + self._shutdown_events()
         return events + self._resume()
 
     def delivery_result(self, reply: Reply) -> list[Event]:
@@ -510,6 +547,8 @@ class SMTPServer:
             # ("pipe command reported error N"), without its ", session aborted".
             events.append(Log("error", reply.text[:1].lower() + reply.text[1:]))
         self._reset()
+        if self._shutting_down:
+            return events + self._shutdown_events()
         return events + self._resume()
 
     # -- internals ------------------------------------------------------------

@@ -1,0 +1,306 @@
+"""msmtpd's options: one table for the ``msmtpd`` command and ``twistd msmtpd``.
+
+:data:`OPTIONS` lists every option once, with its kind, default and help text.
+From it come the console script's ``getopt_long`` options and ``--help`` text
+(:mod:`msmtp_twisted.daemon.cli`), the ``twistd msmtpd`` options
+(:mod:`msmtp_twisted.daemon.service`), and the defaults of
+:class:`~msmtp_twisted.daemon.protocol.DaemonConfig`.  The defaults of the
+limits the SMTP conversation enforces (line length, message size, recipients)
+are those of the pure :mod:`msmtp_twisted.smtp.server`, taken from there.
+
+Both front ends turn option values into :class:`MsmtpdSettings` with
+:func:`apply_option` (the same checks and the same messages), and settings into
+a ``DaemonConfig`` with :func:`build_config`.
+
+Importing this module must stay cheap: no Twisted (the twistd plugin and
+``msmtpd --help`` use it).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from msmtp_twisted.smtp.server import (
+    DEFAULT_MAX_LINE,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_RECIPIENTS,
+)
+
+__all__ = [
+    "DEFAULTS",
+    "DEFAULT_COMMAND",
+    "DEFAULT_INTERFACE",
+    "DEFAULT_PORT",
+    "OPTIONS",
+    "MsmtpdSettings",
+    "Option",
+    "SettingsError",
+    "apply_option",
+    "atoi",
+    "build_config",
+    "default_command",
+    "option",
+]
+
+
+def default_command() -> str:
+    """Our msmtp: the ``msmtp`` script installed beside this Python, else
+    ``python -m msmtp_twisted`` with this Python."""
+    script = os.path.join(os.path.dirname(sys.executable), "msmtp")
+    if os.path.isfile(script) and os.access(script, os.X_OK):
+        return f"{shlex.quote(script)} -f %F --"
+    return f"{shlex.quote(sys.executable)} -m msmtp_twisted -f %F --"
+
+
+#: Built-in defaults, as in msmtpd 1.8.23 (but the command: ours).
+DEFAULT_INTERFACE = "127.0.0.1"
+DEFAULT_PORT = 25
+DEFAULT_COMMAND = default_command()
+
+# Kinds of option.
+FLAG = "flag"  # no argument
+PORT = "port"  # msmtpd reads it with atoi(); twistd also takes an endpoint string
+TEXT = "text"  # a non-empty string
+AUTH = "auth"  # user[,passwordeval]: the password is fetched while parsing
+COUNT = "count"  # an integer >= 1
+COUNT0 = "count0"  # an integer >= 0 (0: off)
+SECONDS = "seconds"  # a finite number >= 0 (0: off, for timeouts)
+
+#: The kinds whose values are DaemonConfig / ServerLimits attributes.
+LIMIT_KINDS = frozenset({COUNT, COUNT0, SECONDS})
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of msmtpd.
+
+    ``usage`` is msmtpd 1.8.23's own ``--help`` text for its options (kept byte
+    for byte, ``{default}`` filled in); our extensions get a line built from
+    ``arg`` and ``help``.  ``attr`` names the :class:`MsmtpdSettings` field, or
+    for a limit the ``DaemonConfig``/``ServerLimits`` attribute."""
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    attr: str = ""
+    arg: str = ""
+    usage: str = ""
+    console: bool = True  # an option of the msmtpd command
+    twistd: bool = True  # an option of twistd msmtpd
+
+    @property
+    def msmtpd(self) -> bool:
+        """One of msmtpd 1.8.23's options (as opposed to our extensions)."""
+        return bool(self.usage)
+
+    def default_text(self) -> str:
+        if isinstance(self.default, float):
+            return f"{self.default:g}"
+        return str(self.default)
+
+    def help_text(self) -> str:
+        """``help`` with the default in parentheses."""
+        if self.default is None:
+            return self.help
+        return f"{self.help} (default {self.default_text()})"
+
+    def help_lines(self) -> str:
+        """This option's part of ``msmtpd --help``."""
+        if self.usage:
+            return self.usage.format(default=self.default_text())
+        left = f"  --{self.name}={self.arg}" if self.arg else f"  --{self.name}"
+        text = self.help_text()
+        lines = _wrap(text, 78 - 25)
+        out = left.ljust(25) + lines[0] if len(left) < 25 else left + "\n" + " " * 25 + lines[0]
+        for line in lines[1:]:
+            out += "\n" + " " * 25 + line
+        return out + "\n"
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines: list[str] = []
+    cur = ""
+    for word in text.split():
+        if cur and len(cur) + 1 + len(word) > width:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = f"{cur} {word}" if cur else word
+    lines.append(cur)
+    return lines
+
+
+OPTIONS: tuple[Option, ...] = (
+    # msmtpd 1.8.23's options, in the order of its --help.
+    Option("version", FLAG, None, "print version", attr="print_version", twistd=False,
+           usage="  --version       print version\n"),
+    Option("help", FLAG, None, "print help", attr="print_help", twistd=False,
+           usage="  --help          print help\n"),
+    Option("inetd", FLAG, None, "start single SMTP session on stdin/stdout", attr="inetd",
+           twistd=False,
+           usage="  --inetd         start single SMTP session on stdin/stdout\n"),
+    Option("interface", TEXT, DEFAULT_INTERFACE,
+           "listen on this IP address (with a bare port number)", attr="interface",
+           usage="  --interface=ip  listen on ip instead of {default}\n"),
+    Option("port", PORT, DEFAULT_PORT,
+           "listen on this port number, or on a Twisted server endpoint "
+           "(tcp:2500:interface=::1, unix:/path, ssl:...)", attr="port",
+           usage="  --port=number   listen on port number instead of {default}\n"),
+    Option("log", TEXT, "none", "log to none, syslog or a file "
+           "(twistd's log gets every line too)", attr="log",
+           usage="  --log=none|syslog|FILE  do not log anything (default)\n"
+                 "                  or log to syslog or log to the given file\n"),
+    Option("command", TEXT, DEFAULT_COMMAND, "pipe mails to this command", attr="command",
+           usage="  --command=cmd   pipe mails to cmd instead of {default}\n"),
+    Option("auth", AUTH, None, "require authentication: user[,passwordeval]", attr="auth",
+           usage="  --auth=user[,passwordeval] require authentication with this user name;\n"
+                 "                  the password will be retrieved from the given\n"
+                 "                  passwordeval command or, if none is given, from\n"
+                 "                  the key ring or, if that fails, from a prompt.\n"),
+    # Our extensions.
+    Option("auth-ldap", TEXT, None,
+           "require authentication, checked by an LDAP bind "
+           "(ldap[s]://host/uid=%u,dc=example,dc=com, or "
+           "ldap://host/BASE??sub?(uid=%u) to search first)", attr="auth_ldap", arg="URL"),
+    Option("max-sessions", COUNT, 16, "concurrent sessions", attr="max_sessions", arg="N"),
+    Option("max-message-size", COUNT, DEFAULT_MAX_MESSAGE_SIZE,
+           "bytes, advertised as SIZE", attr="max_message_size", arg="N"),
+    Option("max-recipients", COUNT, DEFAULT_MAX_RECIPIENTS, "per mail",
+           attr="max_recipients", arg="N"),
+    Option("max-line-length", COUNT, DEFAULT_MAX_LINE, "command line bytes",
+           attr="max_line", arg="N"),
+    Option("idle-timeout", SECONDS, 300.0, "seconds without input",
+           attr="idle_timeout", arg="S"),
+    Option("session-timeout", SECONDS, 3600.0, "seconds for a whole session",
+           attr="session_timeout", arg="S"),
+    Option("request-timeout", SECONDS, 60.0,
+           "seconds for a command line or mail that has begun to arrive, "
+           "plus 1 s per --min-data-rate bytes received", attr="request_timeout", arg="S"),
+    Option("min-data-rate", COUNT0, 500, "bytes per second, 0 for none",
+           attr="min_data_rate", arg="N"),
+    Option("command-timeout", SECONDS, 300.0, "seconds for the pipe command",
+           attr="command_timeout", arg="S"),
+    Option("shutdown-timeout", SECONDS, 30.0,
+           "seconds for mails being piped at SIGTERM/SIGINT",
+           attr="shutdown_timeout", arg="S"),
+)
+
+_BY_NAME = {o.name: o for o in OPTIONS}
+
+#: The default of every limit, by DaemonConfig / ServerLimits attribute.
+DEFAULTS: dict[str, Any] = {o.attr: o.default for o in OPTIONS if o.kind in LIMIT_KINDS}
+
+
+def option(name: str) -> Option:
+    return _BY_NAME[name]
+
+
+class SettingsError(Exception):
+    """A start-up error; the message follows ``argv[0]: ``."""
+
+
+@dataclass
+class MsmtpdSettings:
+    print_version: bool = False
+    print_help: bool = False
+    inetd: bool = False
+    interface: str = DEFAULT_INTERFACE
+    port: int = DEFAULT_PORT
+    log: str = "none"
+    command: str = ""
+    user: str | None = None
+    password: str | None = None
+    auth_ldap: str | None = None
+    #: The limits given, by DaemonConfig / ServerLimits attribute.
+    limits: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.command:
+            self.command = DEFAULT_COMMAND
+
+
+def atoi(text: str) -> int:
+    """C's ``atoi()``, as msmtpd reads ``--port``."""
+    s = text.lstrip(" \t\n\v\f\r")
+    sign = -1 if s[:1] == "-" else 1
+    if s[:1] in "+-" and s:
+        s = s[1:]
+    digits = ""
+    for c in s:
+        if not c.isdigit() or not c.isascii():
+            break
+        digits += c
+    return sign * int(digits) if digits else 0
+
+
+def _number(opt: Option, value: str) -> int | float:
+    invalid = SettingsError(f"invalid argument for option '--{opt.name}'")
+    try:
+        number: int | float = float(value) if opt.kind == SECONDS else int(value)
+    except ValueError:
+        raise invalid from None
+    if not math.isfinite(number) or number < 0 or (opt.kind == COUNT and number == 0):
+        raise invalid
+    return number
+
+
+def apply_option(settings: MsmtpdSettings, name: str, value: str | None, *,
+                 get_password: Callable[[str | None], tuple[str, str]] | None = None) -> None:
+    """Set option ``name`` (``value`` None for a flag) in ``settings``; raises
+    :class:`SettingsError` with msmtpd's message."""
+    opt = _BY_NAME[name]
+    if opt.kind == FLAG:
+        setattr(settings, opt.attr, True)
+        return
+    if value is None or value == "":
+        raise SettingsError(f"option '--{name}' requires non-empty argument")
+    if opt.kind == PORT:
+        settings.port = atoi(value)
+    elif opt.kind == TEXT:
+        setattr(settings, opt.attr, value)
+    elif opt.kind == AUTH:
+        from msmtp_twisted.daemon.password import PasswordError
+
+        if get_password is None:
+            from msmtp_twisted.daemon.password import get_password
+        try:
+            settings.user, settings.password = get_password(value)
+        except PasswordError as e:
+            raise SettingsError(str(e)) from None
+    else:
+        settings.limits[opt.attr] = _number(opt, value)
+
+
+def build_config(settings: MsmtpdSettings, *, inetd: bool | None = None) -> Any:
+    """The :class:`~msmtp_twisted.daemon.protocol.DaemonConfig` for ``settings``;
+    raises :class:`SettingsError` for a command or LDAP URL we cannot use."""
+    from msmtp_twisted.daemon.checkers import LDAPChecker, StaticChecker
+    from msmtp_twisted.daemon.command import CommandError, PipeCommand
+    from msmtp_twisted.daemon.protocol import DaemonConfig
+    from msmtp_twisted.smtp.server import ServerLimits
+
+    try:
+        command = PipeCommand.parse(settings.command)
+    except CommandError as e:
+        raise SettingsError(f"cannot use command '{settings.command}': {e}") from None
+    checker: Any = None
+    if settings.auth_ldap is not None:
+        try:
+            checker = LDAPChecker(settings.auth_ldap)
+        except ValueError as e:
+            raise SettingsError(str(e)) from None
+    elif settings.user is not None:
+        checker = StaticChecker(settings.user, settings.password or "")
+    values = {**DEFAULTS, **settings.limits}
+    limits = ServerLimits(**{k: values.pop(k) for k in
+                             ("max_line", "max_message_size", "max_recipients")})
+    return DaemonConfig(command=command, checker=checker, limits=limits,
+                        always_delay_auth=bool(settings.inetd if inetd is None else inetd),
+                        **values)
