@@ -12,6 +12,8 @@ mail, right after the ``354``), ``EOD`` (the final dot) and ``QUIT``.
 * ``replies={step: [lines]}`` -- the reply lines of a step (CRLF is added; an empty list
   sends nothing);
 * ``gap={step: seconds}`` -- write that step's reply one line at a time, ``seconds`` apart;
+* ``body_read=(size, seconds)`` -- read the mail ``size`` bytes at a time, ``seconds``
+  apart (so that sending it takes a while);
 * ``flood="STEP"`` -- after that step's reply, a second thread writes ``flood_line`` over
   and over (while the server keeps reading) until ``flood_bytes`` are written,
   ``flood_seconds`` have passed, the client stops reading for ``stall_seconds``, or the
@@ -19,7 +21,9 @@ mail, right after the ``354``), ``EOD`` (the final dot) and ``QUIT``.
 
 Everything is bounded: the flood by bytes and time, every socket operation by
 ``io_timeout``.  The server records the command lines, how many mail bytes arrived,
-whether the final dot and QUIT came, and how many flood bytes the client took.
+whether the final dot and QUIT came, which replies were written in full (``replied``:
+a client that gave up early makes the rest of a slow reply fail), and how many flood
+bytes the client's side took.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class ChattyServer(ThreadedServer):
                  gap: Mapping[str, float] | None = None, flood: str | None = None,
                  flood_line: bytes = b"250 x\r\n", flood_bytes: int = 16 << 20,
                  flood_seconds: float = 5.0, stall_seconds: float = 3.0,
+                 body_read: tuple[int, float] | None = None,
                  tls_context: ssl.SSLContext | None = None,
                  io_timeout: float = DEFAULT_IO_TIMEOUT, **kwargs: Any) -> None:
         super().__init__(io_timeout=io_timeout, **kwargs)
@@ -79,6 +84,7 @@ class ChattyServer(ThreadedServer):
         self.flood_bytes = flood_bytes
         self.flood_seconds = flood_seconds
         self.stall_seconds = stall_seconds
+        self.body_read = body_read
         self.tls_context = tls_context
         # records of the latest connection
         self.commands: list[str] = []
@@ -87,6 +93,8 @@ class ChattyServer(ThreadedServer):
         self.quit_received = False
         self.flooded = 0
         self.flood_done = threading.Event()
+        #: steps whose whole reply was written (the client was still there to take it)
+        self.replied: list[str] = []
 
     # -- one connection ----------------------------------------------------------------
 
@@ -96,6 +104,7 @@ class ChattyServer(ThreadedServer):
         self.eod_received = self.quit_received = False
         self.flooded = 0
         self.flood_done = threading.Event()
+        self.replied = []
         lock = threading.Lock()
         sock: Any = conn
         flooder: threading.Thread | None = None
@@ -121,6 +130,7 @@ class ChattyServer(ThreadedServer):
                 if lines or first:
                     sock.sendall(b"".join(lines) + first)
                     self.flooded += len(first)
+            self.replied.extend(steps)
             if first:
                 flooder = threading.Thread(target=self._flood, args=(sock, lock),
                                            name="chatty-flood", daemon=True)
@@ -131,7 +141,12 @@ class ChattyServer(ThreadedServer):
             reply("GREETING")
             in_body = False
             while not self.stopping:
-                data = sock.recv(65536)
+                if in_body and self.body_read is not None:
+                    size, pause = self.body_read
+                    time.sleep(pause)  # a slow reader: the mail takes a while to send
+                    data = sock.recv(size)
+                else:
+                    data = sock.recv(65536)
                 if not data:
                     return
                 buf += data
