@@ -483,7 +483,8 @@ def test_each_reply_may_take_longer_than_the_timeout(step: str) -> None:
     wire = Wire(sendmail(auth=AuthRequest(mechanism="PLAIN", user="joe", password=password)),
                 timeout=5, body=Body(2))
     slow = {"EHLO": EHLO, "AUTH": b"235-a\r\n235-b\r\n235-c\r\n235 ok\r\n",
-            "DATA": b"250 ok\r\n250 ok\r\n354-a\r\n354-b\r\n354 go ahead\r\n", "EOD": b"250-a\r\n250-b\r\n250-c\r\n250 queued\r\n",
+            "DATA": b"250 ok\r\n250 ok\r\n354-a\r\n354-b\r\n354 go ahead\r\n",
+            "EOD": b"250-a\r\n250-b\r\n250-c\r\n250 queued\r\n",
             "QUIT": b"221-a\r\n221-b\r\n221-c\r\n221 bye\r\n"}
     wire.send(GREETING)
     for name in ("EHLO", "AUTH", "DATA", "EOD", "QUIT"):
