@@ -88,7 +88,7 @@ def send_mail(
     stream = io.BytesIO(message)
     headers = read_headers(stream, want_recipients=False)
     prepend, policy = build_body_parts(account, headers, list(recipients), sender)
-    body = MailBody(prepend, headers.head, headers.rest, stream, policy)
+    body = MailBody(prepend, headers.iter_head(), headers.rest, stream, policy)
     request = sendmail_request(account, sender, list(recipients))
     return start_account_session(reactor, account, sendmail_session(request), body=body,
                                  tls=tls, password=_password_in_thread(reactor, account))

@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from msmtp_twisted import sysexits
 from msmtp_twisted.config.account import Account
 from msmtp_twisted.config.commands import expand_tilde, home_dir
-from msmtp_twisted.config.parser import ConfigError, EvalError, ParsedFile, parse_config
+from msmtp_twisted.config.parser import (
+    MAX_LINE,
+    ConfigError,
+    EvalError,
+    ParsedFile,
+    parse_config,
+)
+from msmtp_twisted.limits import FILE_LIMIT, read_at_most
 
 __all__ = [
     "LoadedConfig",
@@ -64,24 +71,45 @@ def run_eval(command: str, *, check_status: bool = False) -> str:
     ``check_status`` (``passwordeval``): a command that exits non-zero or is killed is
     an error, even if it printed something (msmtp 1.8.23 would use that output), and
     the command reads from /dev/null, never the mail on our standard input.
+
+    Reading is bounded: a first line longer than :data:`~msmtp_twisted.limits.EVAL_LINE`
+    bytes is an error, and after the first line at most
+    :data:`~msmtp_twisted.limits.EVAL_DRAIN` bytes are read; then our end of the pipe
+    is closed, as msmtp's ``pclose()`` closes it, and the exit status of a command
+    cut off that way (``yes``) does not count.
     """
     import subprocess  # only configs using eval/passwordeval pay for it
 
+    from msmtp_twisted.limits import EVAL_DRAIN, EVAL_LINE
+
     try:
         # argv[0] "sh", as popen(3) names it: the shell's own errors read "sh: 1: ..."
+        # restore_signals=False: the command inherits SIGPIPE ignored, as from msmtp
+        # (so `yes` cut off says "yes: standard output: Broken pipe" there and here)
         proc = subprocess.Popen(
             ["sh", "-c", command], executable="/bin/sh", stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL if check_status else None,
+            stdin=subprocess.DEVNULL if check_status else None, restore_signals=False,
         )
     except OSError as e:
         raise EvalError(f"cannot evaluate '{command}': {e.strerror}") from None
     assert proc.stdout is not None
+    cut = False
     with proc:
-        first = proc.stdout.readline()
-        if check_status:
-            proc.stdout.read()  # let it finish writing: its exit status counts
+        first = proc.stdout.readline(EVAL_LINE + 1)
+        too_long = len(first) > EVAL_LINE
+        if check_status and not too_long:
+            # let it finish writing: its exit status counts
+            drained = 0
+            while chunk := proc.stdout.read1(65536):
+                drained += len(chunk)
+                if drained > EVAL_DRAIN:
+                    cut = True
+                    break
         proc.stdout.close()
-    if check_status and proc.returncode != 0:
+    if too_long:
+        raise EvalError(
+            f"cannot evaluate '{command}': output line longer than {EVAL_LINE} bytes")
+    if check_status and not cut and proc.returncode != 0:
         if proc.returncode < 0:
             raise EvalError(f"cannot evaluate '{command}': killed by signal {-proc.returncode}")
         raise EvalError(f"cannot evaluate '{command}': exit status {proc.returncode}")
@@ -115,6 +143,13 @@ def _insecure_reason(path: str) -> str | None:
     return None
 
 
+def _whole_lines(data: bytes) -> bytes:
+    """``data`` without a last line that the end of the read may have cut (a
+    500-byte piece without newline is what msmtp's fgets() sees of a longer line)."""
+    tail = len(data) - (data.rfind(b"\n") + 1)
+    return data[: len(data) - tail % MAX_LINE]
+
+
 class CannotOpen(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -131,7 +166,7 @@ def read_config_file(path: str, *, securitycheck: bool) -> ParsedFile:
     try:
         with open(path, "rb") as f:
             try:
-                data = f.read()
+                data, more = read_at_most(f, FILE_LIMIT)
             except OSError:
                 raise ConfigError("input error", sysexits.EX_IOERR) from None
     except IsADirectoryError:
@@ -139,6 +174,11 @@ def read_config_file(path: str, *, securitycheck: bool) -> ParsedFile:
         raise ConfigError("input error", sysexits.EX_IOERR) from None
     except OSError as e:
         raise CannotOpen(e.strerror or str(e)) from None
+    if more:
+        # msmtp reads on line by line (for ever, given /dev/zero): report what it
+        # would find in what we read, else that the file is too long
+        parse_config(_whole_lines(data), path, evaluate=run_eval)
+        raise ConfigError(f"file is longer than {FILE_LIMIT} bytes")
     parsed = parse_config(data, path, evaluate=run_eval)
     if securitycheck and parsed.contains_secrets:
         reason = _insecure_reason(path)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from msmtp_twisted.limits import FILE_LIMIT, read_file_at_most
+
 __all__ = ["NetrcEntry", "find_password", "parse_netrc", "search_netrc"]
 
 _SPACE = " \t\n\v\f\r"
@@ -108,10 +110,14 @@ def find_password(host: str, login: str, sysconfdir: str, home: str) -> str | No
     """The password for ``login`` at ``host`` from ``~/.netrc``, then ``SYSCONFDIR/netrc``."""
     for path in (os.path.join(home, ".netrc"), os.path.join(sysconfdir, "netrc")):
         try:
-            with open(path, "rb") as f:
-                text = f.read().decode("utf-8", "surrogateescape")
+            data, more = read_file_at_most(path, FILE_LIMIT)
         except OSError:
             continue
+        if more:
+            # msmtp reads on (for ever, given /dev/zero); we use the whole lines of
+            # the first FILE_LIMIT bytes, never a password the limit cut short
+            data = data[: data.rfind(b"\n") + 1]
+        text = data.decode("utf-8", "surrogateescape")
         entry = search_netrc(parse_netrc(text), host, login)
         if entry is not None and entry.password is not None:
             return entry.password

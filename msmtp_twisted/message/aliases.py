@@ -8,6 +8,8 @@ recipient, also the one that follows a replaced alias (both were bugs there).
 
 from __future__ import annotations
 
+from msmtp_twisted.limits import RECIPIENTS
+
 __all__ = ["AliasesError", "expand_aliases", "expand_aliases_file", "parse_aliases"]
 
 MAX_LINE = 512
@@ -61,6 +63,9 @@ def _expand_one(name: str, table: dict[str, list[str]], depth: int, out: list[st
         out.append(name)
         return
     for target in targets:
+        if len(out) >= RECIPIENTS:
+            # aliases naming aliases many times over multiply: bound what they make
+            raise AliasesError(f"more than {RECIPIENTS} recipients after expanding aliases")
         if is_local(target):
             _expand_one(target, table, depth + 1, out)
         else:
@@ -84,11 +89,18 @@ def expand_aliases_file(path: str, recipients: list[str]) -> list[str]:
     """Read ``path`` (only when some recipient is local) and expand the recipients."""
     if not any(is_local(r) for r in recipients):
         return recipients
+    from msmtp_twisted.limits import FILE_LIMIT, read_file_at_most
+
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data, more = read_file_at_most(path, FILE_LIMIT)
     except IsADirectoryError:
         raise AliasesError("input error") from None
     except OSError as e:
         raise AliasesError(e.strerror or str(e)) from None
+    if more:
+        # msmtp reads on (for ever, given /dev/zero): report an error it would find
+        # in what we read, else that the file is too long
+        tail = len(data) - (data.rfind(b"\n") + 1)
+        parse_aliases(data[: len(data) - tail % (MAX_LINE - 1)])
+        raise AliasesError(f"file is longer than {FILE_LIMIT} bytes")
     return expand_aliases(recipients, parse_aliases(data))

@@ -13,7 +13,10 @@ blank line that ends the headers once it has been seen.
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum, auto
+
+from msmtp_twisted.limits import HEADER_ADDRESS, RECIPIENTS
 
 __all__ = ["HeaderScanner", "addresses_from_arguments", "scan_headers"]
 
@@ -46,11 +49,23 @@ _ADDR_STATES = (S.ADDRHDR_IN_ADDRESS, S.ADDRHDR_IN_BRACKETS)
 _NO_COLLECT_AFTER = (S.ADDRHDR_PARENTH_START, S.ADDRHDR_IN_PARENTH, S.LINESTART_AFTER_ADDRHDR)
 
 
+# bytes that keep these states as they are (CR is ignored everywhere)
+_RUNS = {
+    S.ADDRHDR_IN_ADDRESS: re.compile(rb'[^\n\\"(<\t :,;]+'),
+    S.ADDRHDR_IN_BRACKETS: re.compile(rb"[^\n\\(>]+"),
+    S.ADDRHDR_DQUOTE: re.compile(rb'[^\n\\"]+'),
+    S.ADDRHDR_IN_PARENTH: re.compile(rb"[^\n\\()]+"),
+}
+
+
 def _sanitized(c: int) -> int:
     # control characters and white space inside an address become "_"
     if c < 32 or c == 127 or c in b" \t\n\v\f\r":
         return 0x5F
     return c
+
+
+_SANITIZE = bytes(_sanitized(c) for c in range(256))
 
 
 class HeaderScanner:
@@ -88,6 +103,7 @@ class HeaderScanner:
         self._current: bytearray | None = None
         self._normal: list[str] = []
         self._resent: list[str] = []
+        self._overflow: set[int] = set()  # ids of the lists that hit RECIPIENTS
 
     # -- results ----------------------------------------------------------
 
@@ -104,18 +120,52 @@ class HeaderScanner:
         """Recipients from the header: those of the first Resent- block if there was one."""
         return list(self._resent if self._resent_block >= 0 else self._normal)
 
+    @property
+    def too_many_recipients(self) -> bool:
+        """More than :data:`~msmtp_twisted.limits.RECIPIENTS` recipients were found
+        (:attr:`recipients` holds the first ones)."""
+        return id(self._resent if self._resent_block >= 0 else self._normal) in self._overflow
+
     # -- driving ----------------------------------------------------------
 
     def feed(self, data: bytes) -> int | None:
         """Scan ``data``; return the index just after the end of the headers, if reached."""
         if self.done:
             return 0
-        for i, c in enumerate(data):
-            if c == 13:  # CR
-                continue
-            self._step(c)
-            if self.done:
-                return i + 1
+        i, n = 0, len(data)
+        step = self._step
+        while i < n:
+            state = self.state
+            if state == S.OTHER_HDR:
+                # nothing in a header we do not read matters until its line ends:
+                # skip to it (a mail without a blank line is all header block)
+                j = data.find(b"\n", i)
+                if j != i:
+                    self._leave_resent_block()
+                if j < 0:
+                    return None
+                i = j
+            elif state in _RUNS:
+                # a run of bytes that leave the state as it is: at once, not byte by byte
+                match = _RUNS[state].match(data, i)
+                if match is not None:
+                    i = match.end()
+                    if state in _ADDR_STATES:
+                        if self._current is None:
+                            self._current = bytearray()
+                        current = self._current
+                        room = HEADER_ADDRESS - len(current)
+                        if room > 0:
+                            current += match.group()[:room].replace(b"\r", b"").translate(
+                                _SANITIZE)
+                    if i == n:
+                        return None
+            c = data[i]
+            if c != 13:  # CR
+                step(c)
+                if self.done:
+                    return i + 1
+            i += 1
         return None
 
     def finish(self) -> None:
@@ -394,7 +444,9 @@ class HeaderScanner:
         if st in _ADDR_STATES and old not in _NO_COLLECT_AFTER:
             if self._current is None:
                 self._current = bytearray()
-            self._current.append(_sanitized(c))
+            if len(self._current) < HEADER_ADDRESS:
+                # a longer address could never be sent: the rest is not kept
+                self._current.append(_sanitized(c))
         if st == S.HEADERS_END:
             self.done = True
             if self.from_hdr == 0:
@@ -414,10 +466,12 @@ class HeaderScanner:
         elif self._rfrom_hdr == 0:
             self.resent_from_address = address
             self._rfrom_hdr = 1
-        elif self.want_recipients and self._resent_block == 0:
-            self._resent.append(address)
         elif self.want_recipients:
-            self._normal.append(address)
+            found = self._resent if self._resent_block == 0 else self._normal
+            if len(found) < RECIPIENTS:
+                found.append(address)
+            else:
+                self._overflow.add(id(found))
 
 
 def scan_headers(data: bytes, **kwargs: bool) -> HeaderScanner:

@@ -35,15 +35,17 @@ def hostname_matches_domain(hostname: str, domain: str) -> bool:
 
 def _nameservers(path: str) -> list[tuple[str, int]]:
     servers = []
+    from msmtp_twisted.limits import FILE_LIMIT, read_file_at_most
+
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                words = line.split()
-                if len(words) >= 2 and words[0] == "nameserver":
-                    host, _, port = words[1].partition("#")
-                    servers.append((host, int(port) if port.isdigit() else 53))
+        data, _ = read_file_at_most(path, FILE_LIMIT)  # a resolv.conf is a few lines
     except OSError:
-        pass
+        data = b""
+    for line in data.decode("utf-8", "replace").splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            host, _, port = words[1].partition("#")
+            servers.append((host, int(port) if port.isdigit() else 53))
     return servers or [("127.0.0.1", 53)]
 
 

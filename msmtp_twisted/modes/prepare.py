@@ -8,6 +8,7 @@ that sending can replay them before streaming the rest of stdin.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from msmtp_twisted import sysexits
@@ -26,17 +27,41 @@ _CHUNK = 65536
 
 
 class ReadHeaders:
-    """The header block read from stdin, and what the scanner found in it."""
+    """The header block read from stdin, and what the scanner found in it.
 
-    def __init__(self, scanner: HeaderScanner, head: bytes, rest: bytes) -> None:
+    The block is kept in memory up to :data:`~msmtp_twisted.limits.HEADER_SPOOL`
+    bytes, beyond that in a temporary file (msmtp always writes it to one), so a
+    mail with a header block of any size costs no more memory than a small one.
+    """
+
+    def __init__(self, scanner: HeaderScanner, head: bytes | BinaryIO, rest: bytes) -> None:
         self.scanner = scanner
-        self.head = head  # bytes up to and including the blank line
+        self._head = head  # bytes up to and including the blank line (or a spool)
         self.rest = rest  # body bytes already read past the header block
+
+    @property
+    def head(self) -> bytes:
+        """The whole header block (read back from the spool: for small blocks)."""
+        return b"".join(self.iter_head())
+
+    def iter_head(self) -> Iterator[bytes]:
+        """The header block in chunks, read back as it is needed."""
+        if isinstance(self._head, bytes):
+            yield self._head
+            return
+        spool = self._head
+        spool.seek(0)
+        while chunk := spool.read(_CHUNK):
+            yield chunk
+        spool.close()
 
 
 def read_headers(stdin: BinaryIO, *, want_recipients: bool) -> ReadHeaders:
+    from msmtp_twisted.limits import HEADER_SPOOL
+
     scanner = HeaderScanner(want_recipients=want_recipients)
     head = bytearray()
+    spool: BinaryIO | None = None
     rest = b""
     read = getattr(stdin, "read1", stdin.read)
     while True:
@@ -46,11 +71,20 @@ def read_headers(stdin: BinaryIO, *, want_recipients: bool) -> ReadHeaders:
             break
         end = scanner.feed(chunk)
         if end is not None:
-            head += chunk[:end]
-            rest = chunk[end:]
+            chunk, rest = chunk[:end], chunk[end:]
+        if spool is not None:
+            spool.write(chunk)
+        else:
+            head += chunk
+            if len(head) > HEADER_SPOOL:
+                import tempfile
+
+                spool = tempfile.TemporaryFile()  # noqa: SIM115 - ReadHeaders closes it
+                spool.write(head)
+                head = bytearray()
+        if end is not None:
             break
-        head += chunk
-    return ReadHeaders(scanner, bytes(head), rest)
+    return ReadHeaders(scanner, spool if spool is not None else bytes(head), rest)
 
 
 def prepare(
@@ -71,6 +105,11 @@ def prepare(
             return sysexits.EX_IOERR
         header_from = headers.scanner.sender_address
         if conf.read_recipients:
+            if headers.scanner.too_many_recipients:
+                from msmtp_twisted.limits import RECIPIENTS
+
+                out.err(f"more than {RECIPIENTS} recipients in the mail headers")
+                return sysexits.EX_DATAERR
             recipients = recipients + headers.scanner.recipients
         if conf.read_envelope_from:
             conf.account.from_addr = header_from

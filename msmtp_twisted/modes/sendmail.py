@@ -10,7 +10,7 @@ accepted; anything else tells the caller to keep the mail.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from msmtp_twisted import sysexits
@@ -30,7 +30,8 @@ class MailBody:
     headers, the header block read from stdin (with From/To/Cc/Bcc dropped as
     the policy says), and the rest of stdin, streamed."""
 
-    def __init__(self, prepend: bytes, head: bytes, rest: bytes, stdin: BinaryIO, policy: Any):
+    def __init__(self, prepend: bytes, head: bytes | Iterable[bytes], rest: bytes,
+                 stdin: BinaryIO, policy: Any):
         self._parts = self._generate(prepend, head, rest, stdin, policy)
         self._mailsize = 0
 
@@ -45,17 +46,22 @@ class MailBody:
         return None
 
     def _generate(
-        self, prepend: bytes, head: bytes, rest: bytes, stdin: BinaryIO, policy: Any
+        self, prepend: bytes, head: bytes | Iterable[bytes], rest: bytes, stdin: BinaryIO,
+        policy: Any
     ) -> Iterator[bytes]:
         from msmtp_twisted.message.encoder import DataEncoder
 
-        # msmtp's header reader drops every CR of the header block, bare ones too
-        head = head.replace(b"\r", b"")
-        for data, part_policy in ((prepend, None), (head, policy)):
-            encoder = DataEncoder(part_policy)
-            yield encoder.feed(data)
-            yield encoder.finish()
-            self._mailsize += encoder.mailsize
+        encoder = DataEncoder(None)
+        yield encoder.feed(prepend)
+        yield encoder.finish()
+        self._mailsize += encoder.mailsize
+        # the header block may be large (a spool): encoded piece by piece
+        encoder = DataEncoder(policy)
+        for data in ((head,) if isinstance(head, bytes) else head):
+            # msmtp's header reader drops every CR of the header block, bare ones too
+            yield encoder.feed(data.replace(b"\r", b""))
+        yield encoder.finish()
+        self._mailsize += encoder.mailsize
         encoder = DataEncoder(None)
         yield encoder.feed(rest)
         read = getattr(stdin, "read1", stdin.read)
@@ -144,7 +150,7 @@ def run_sendmail(
     tls_warnings(out, account)
 
     prepend, policy = build_body_parts(account, headers, recipients, account.from_addr or "")
-    body = MailBody(prepend, headers.head, headers.rest, stdin, policy)
+    body = MailBody(prepend, headers.iter_head(), headers.rest, stdin, policy)
     request = sendmail_request(account, account.from_addr or "", recipients)
     trace = tracer(out) if conf.debug else None
     outcome = run_account_session(account, sendmail_session(request), body=body, trace=trace,

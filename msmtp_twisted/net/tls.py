@@ -137,8 +137,16 @@ def _is_ip(host: str) -> bool:
 
 
 def _read_file(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
+    """The file's bytes; more than FILE_LIMIT is a read error (GnuTLS reads on until
+    memory runs out, then says "Error while reading file.", as we do at once)."""
+    import errno
+
+    from msmtp_twisted.limits import FILE_LIMIT, read_file_at_most
+
+    data, more = read_file_at_most(path, FILE_LIMIT)
+    if more:
+        raise OSError(errno.EFBIG, "File too large", path)
+    return data
 
 
 _PEM_CRL = b"-----BEGIN X509 CRL-----"

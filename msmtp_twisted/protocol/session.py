@@ -6,11 +6,20 @@ the mail body through the transport as a pull producer (so memory stays flat
 whatever the mail size), timeouts on every wait, and the QUIT-or-close ending
 that the session asks for.  ``done`` fires with the session's result or fails
 with :class:`~msmtp_twisted.smtp.client.SMTPFailure`.
+
+What the server sends is bounded at every step, as msmtp's blocking reads bound
+it: bytes are parsed into a reply only when the session waits for one, a reply
+is at most 50 lines of 1023 bytes, and while the session does not wait (a
+password being looked up) reading stops once :data:`HIGH_WATER` bytes are
+stored.  While the mail is being sent the server owes no reply: the first one
+that arrives then ends the body (see ``sendmail_session``).  The timeout
+applies to each read and each write, as msmtp's socket timeouts do, not to a
+whole reply: data that keeps coming keeps the connection alive, and the reply
+limits end a server that trickles for ever.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any, Protocol
 
@@ -39,6 +48,12 @@ __all__ = ["BodySource", "SessionProtocol"]
 QUIT_TIMEOUT = 10.0
 #: How long a graceful close (after QUIT) may take before the connection is dropped.
 CLOSE_TIMEOUT = 2.0
+#: Unparsed bytes from the server we store while the session does not wait for a
+#: reply before we stop reading the connection (the kernel's buffers hold the rest,
+#: as they do for msmtp, which reads only when it wants a reply).
+HIGH_WATER = 64 * 1024
+#: More than this stored means stopping to read did not work: an error.
+HARD_LIMIT = 1024 * 1024
 
 
 class BodySource(Protocol):
@@ -76,7 +91,7 @@ class SessionProtocol(TwistedProtocol):
         self._channel_binding = channel_binding
         self._password = password
         self._reader = ReplyReader()
-        self._replies: deque[Reply] = deque()
+        self._reading_paused = False
         self._outgoing: list[Send] = []
         self._waiting = False
         self._timer: IDelayedCall | None = None
@@ -119,10 +134,15 @@ class SessionProtocol(TwistedProtocol):
                 self._outgoing.append(action)
             elif action is RECEIVE:
                 self._flush()
-                if self._replies:
-                    value = self._replies.popleft()
+                try:
+                    value = self._next_reply()
+                except SMTPFailure as failure:
+                    self._fail(failure)
+                    return
+                if value is not None:
                     continue
                 self._waiting = True
+                self._resume_reading()
                 self._arm_timer(self._read_timed_out)
                 return
             elif action is SEND_BODY:
@@ -173,20 +193,58 @@ class SessionProtocol(TwistedProtocol):
     def dataReceived(self, data: bytes) -> None:
         if self._session is None:
             return  # after the end (e.g. the reply to a pipelined command we gave up on)
+        self._reader.receive(data)
+        if self._waiting:
+            # msmtp's timeout applies to each read, not to a whole reply
+            self._arm_timer(self._read_timed_out)
         try:
-            replies = self._reader.feed(data)
-        except ReplyError as e:
-            self._fail(SMTPFailure(sysexits.EX_PROTOCOL, str(e)))
+            if self._producer is not None:
+                # the server owes no reply while the mail is being sent
+                reply = self._next_reply()
+                if reply is not None:
+                    self._early_reply(reply)
+                return
+            while self._waiting:
+                reply = self._next_reply()
+                if reply is None:
+                    break
+                self._waiting = False
+                self._cancel_timer()
+                self._advance(reply)
+        except SMTPFailure as failure:
+            self._fail(failure)
             return
-        for reply in replies:
-            if self._trace:
-                for line in reply.lines:
-                    self._trace("<--", line.encode("utf-8", "surrogateescape") + b"\r\n")
-            self._replies.append(reply)
-        while self._waiting and self._replies:
-            self._waiting = False
-            self._cancel_timer()
-            self._advance(self._replies.popleft())
+        if self._session is not None and not self._waiting:
+            self._limit_buffer()
+
+    def _next_reply(self) -> Reply | None:
+        """The next complete reply from what the server sent, traced; None if more
+        bytes are needed.  Raises :class:`SMTPFailure` for an invalid reply."""
+        try:
+            reply = self._reader.next_reply()
+        except ReplyError as e:
+            raise SMTPFailure(sysexits.EX_PROTOCOL, str(e)) from None
+        if reply is not None and self._trace:
+            for line in reply.lines:
+                self._trace("<--", line.encode("utf-8", "surrogateescape") + b"\r\n")
+        return reply
+
+    def _limit_buffer(self) -> None:
+        """Stop reading while too many unparsed bytes wait for the session."""
+        buffered = self._reader.buffered
+        if buffered > HARD_LIMIT:
+            self._fail(SMTPFailure(sysexits.EX_PROTOCOL,
+                                   "the server sent more data than expected"), abort=True)
+        elif buffered > HIGH_WATER and not self._reading_paused:
+            pause = getattr(self.transport, "pauseProducing", None)
+            if pause is not None:
+                self._reading_paused = True
+                pause()
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused:
+            self._reading_paused = False
+            self.transport.resumeProducing()
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.connected = False
@@ -218,9 +276,29 @@ class SessionProtocol(TwistedProtocol):
 
     def _send_body(self) -> None:
         assert self._body is not None, "the session asked for a body but none was given"
+        try:
+            early = self._next_reply()
+        except SMTPFailure as failure:
+            self._fail(failure)
+            return
+        if early is not None:
+            # sent with (or after) the 354, before any of the mail
+            self._advance(early)
+            return
+        self._resume_reading()  # to see a reply the server sends while we write
         self._producer = _BodyProducer(self, self._body)
         self._arm_timer(self._write_timed_out)
         self.transport.registerProducer(self._producer, False)
+
+    def _early_reply(self, reply: Reply) -> None:
+        """The server replied before the end of the mail: stop sending it, and let
+        the session judge the reply (it is no acceptance: the mail is incomplete)."""
+        assert self._producer is not None
+        self._producer.stop()
+        self._producer = None
+        self._cancel_timer()
+        self.transport.unregisterProducer()
+        self._advance(reply)
 
     def _body_progress(self) -> None:
         self._arm_timer(self._write_timed_out)
@@ -241,7 +319,7 @@ class SessionProtocol(TwistedProtocol):
     # -- TLS --------------------------------------------------------------------
 
     def _begin_tls(self) -> None:
-        if self._reader.pending or self._replies:
+        if self._reader.pending:
             # bytes after the 220 would be read as if they had come over TLS
             raise SMTPFailure(sysexits.EX_PROTOCOL, "command STARTTLS failed")
         if self._start_tls is None:

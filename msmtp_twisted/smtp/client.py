@@ -7,7 +7,9 @@ Each session is a generator that yields *actions* and receives their results:
   with the next :class:`~msmtp_twisted.smtp.reply.Reply`.  Queuing several
   ``Send`` before the first ``RECEIVE`` is how pipelining happens.
 - ``SEND_BODY``: the driver streams the encoded mail and resumes with the mail
-  size; the core never sees the body, so it can be any size.
+  size; the core never sees the body, so it can be any size.  If the server
+  replies before the mail is sent (it owes no reply then), the driver stops
+  sending and resumes with that :class:`~msmtp_twisted.smtp.reply.Reply` instead.
 - ``START_TLS``: the driver starts TLS on the connection, then resumes.
 
 A session ends by returning a :class:`Delivered` result or by raising
@@ -38,6 +40,7 @@ __all__ = [
     "Send",
     "SendmailRequest",
     "authenticate",
+    "early_reply_failure",
     "etrn_session",
     "hello",
     "open_session",
@@ -464,6 +467,8 @@ def sendmail_session(request: SendmailRequest) -> Session:
         yield from authenticate(caps, request.auth)
     yield from envelope(request, caps)
     mailsize = yield SEND_BODY
+    if isinstance(mailsize, Reply):
+        raise early_reply_failure(mailsize)
     assert isinstance(mailsize, int)
     yield Send(b".\r\n")
     if request.protocol != "lmtp":
@@ -485,6 +490,23 @@ def sendmail_session(request: SendmailRequest) -> Session:
             lmtp_failures=failures,
         )
     return Delivered(None, mailsize)
+
+
+def early_reply_failure(reply: Reply) -> SMTPFailure:
+    """The failure for a reply that came while the mail was still being sent.
+
+    msmtp reads nothing until it has sent the final dot and then takes the first
+    reply as the answer to it; so a server that refuses early (a 552 or 554 as the
+    mail grows too big) gets msmtp's refusal, which we report at once.  But a
+    positive reply then is no acceptance: the server has not seen the whole mail
+    (msmtp 1.8.23 exits 0 here, e.g. for a server flooding ``250`` lines), so it is
+    a protocol error.
+    """
+    if reply.code >= 400:
+        return SMTPFailure(sysexits.EX_UNAVAILABLE, "the server did not accept the mail", reply)
+    return SMTPFailure(
+        sysexits.EX_PROTOCOL, "the server replied before the end of the mail", reply
+    )
 
 
 def etrn_session(protocol: str, domain: str, argument: str, starttls: bool = False,

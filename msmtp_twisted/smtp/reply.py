@@ -50,10 +50,18 @@ def _valid(line: bytes) -> bool:
 
 
 class ReplyReader:
-    """Accumulates bytes; :meth:`feed` returns the replies completed so far.
+    """Accumulates bytes and cuts them into replies.
 
-    Memory is bounded: an unterminated line longer than :data:`MAX_LINE` is an
-    error as soon as it is seen, whatever the server sends after it.
+    Two ways to use it: :meth:`feed` parses everything at once and returns the
+    replies completed so far; :meth:`receive` only stores the bytes and
+    :meth:`next_reply` parses one reply at a time, as msmtp reads one reply
+    when it needs one (so a driver can keep unread bytes raw and stop reading
+    the connection when too many pile up: see :attr:`buffered`).
+
+    Memory is bounded by what is parsed: an unterminated line of :data:`MAX_LINE`
+    bytes or more, or a reply of more than :data:`MAX_LINES` lines, is an error as
+    soon as it is seen.  Bytes stored with :meth:`receive` and not yet parsed are
+    the caller's to bound.
     """
 
     def __init__(self) -> None:
@@ -62,37 +70,58 @@ class ReplyReader:
 
     @property
     def pending(self) -> bool:
-        """True while a reply has started but not ended."""
+        """True while bytes are stored that are not yet part of a returned reply."""
         return bool(self._buf) or bool(self._lines)
 
-    def feed(self, data: bytes) -> list[Reply]:
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet parsed (plus the partial line being read)."""
+        return len(self._buf)
+
+    @property
+    def lines_pending(self) -> int:
+        """Lines of the reply being read that are complete."""
+        return len(self._lines)
+
+    def receive(self, data: bytes) -> None:
+        """Store ``data`` without parsing it."""
         self._buf += data
-        replies: list[Reply] = []
+
+    def next_reply(self) -> Reply | None:
+        """The next complete reply from the stored bytes, or None (more are needed).
+
+        Raises :class:`ReplyError` for an invalid reply (and keeps raising it).
+        """
+        buf = self._buf
         while True:
-            nl = self._buf.find(b"\n")
+            nl = buf.find(b"\n", 0, MAX_LINE)
             if nl < 0:
-                if len(self._buf) >= MAX_LINE:
+                if len(buf) >= MAX_LINE:
                     raise ReplyError("the server sent an invalid reply")
-                return replies
-            raw = bytes(self._buf[: nl + 1])
-            del self._buf[: nl + 1]
-            if len(raw) > MAX_LINE:
+                return None
+            line = bytes(buf[: nl + 1])
+            if not _valid(line):
                 raise ReplyError("the server sent an invalid reply")
-            line = raw[:-1]
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if not _valid(raw):
-                raise ReplyError("the server sent an invalid reply")
-            self._lines.append(line.decode("utf-8", "surrogateescape"))
-            if len(self._lines) > MAX_LINES:  # msmtp counts the final line too
+            if len(self._lines) >= MAX_LINES:  # msmtp counts the final line too
                 raise ReplyError(
                     f"Rejecting server reply that is longer than {MAX_LINES} lines. "
                     "Increase SMTP_MAXLINES."
                 )
-            if raw[3:4] == b" ":
+            del buf[: nl + 1]
+            text = line[:-2] if line.endswith(b"\r\n") else line[:-1]
+            self._lines.append(text.decode("utf-8", "surrogateescape"))
+            if line[3:4] == b" ":
                 # msmtp takes the status from the first line of the reply
-                replies.append(Reply(int(self._lines[0][:3]), tuple(self._lines)))
-                self._lines = []
+                lines, self._lines = self._lines, []
+                return Reply(int(lines[0][:3]), tuple(lines))
+
+    def feed(self, data: bytes) -> list[Reply]:
+        """Store ``data`` and return every reply completed so far."""
+        self.receive(data)
+        replies: list[Reply] = []
+        while (reply := self.next_reply()) is not None:
+            replies.append(reply)
+        return replies
 
     def eof_error(self) -> ReplyError:
         """The error for a connection that ended while a reply was awaited."""
