@@ -55,8 +55,10 @@ words, certificate information); their names are re-exported here.
 from __future__ import annotations
 
 import ipaddress
+import re
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +136,39 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@contextmanager
+def _quiet_cryptography() -> Iterator[None]:
+    """cryptography warns (on stderr, where msmtp prints nothing) about
+    certificates it will refuse one day, such as CAs with a negative serial
+    number that system bundles still carry; OpenSSL takes them."""
+    import warnings
+
+    from cryptography.utils import CryptographyDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        yield
+
+
+_PEM_CERTIFICATE = re.compile(
+    rb"-----BEGIN (?:X509 )?CERTIFICATE-----.*?-----END (?:X509 )?CERTIFICATE-----", re.DOTALL)
+
+
+def _trust_certificates(data: bytes) -> list[Any]:
+    """The certificates of a PEM trust file, each parsed on its own: one that
+    cryptography cannot read does not cost the others."""
+    from cryptography import x509
+
+    certs = []
+    with _quiet_cryptography():
+        for block in _PEM_CERTIFICATE.findall(data):
+            try:
+                certs.append(x509.load_pem_x509_certificate(block))
+            except ValueError:
+                continue
+    return certs
 
 
 def _read_file(path: str) -> bytes:
@@ -246,7 +281,8 @@ class TLSOptions:
         except OSError:
             raise fail("Error while reading file.") from None
         try:
-            certs = x509.load_pem_x509_certificates(cert_data)
+            with _quiet_cryptography():
+                certs = x509.load_pem_x509_certificates(cert_data)
         except ValueError:
             raise fail("Base64 decoding error.") from None
         password = self.key_password() if callable(self.key_password) else self.key_password
@@ -280,7 +316,6 @@ class TLSOptions:
             raise fail("The certificate and the given key do not match.") from None
 
     def _load_trust(self, ctx: SSL.Context) -> None:
-        from cryptography import x509
         from OpenSSL import crypto
 
         store = ctx.get_cert_store()
@@ -295,10 +330,7 @@ class TLSOptions:
                     sysexits.EX_NOINPUT,
                     f"cannot set X509 trust file {self.trust_file} for TLS session: "
                     "Error while reading file.") from None
-            try:
-                certs = x509.load_pem_x509_certificates(data)
-            except ValueError:
-                certs = []
+            certs = _trust_certificates(data)
             if not certs:
                 # GnuTLS counts the certificates it found and msmtp prints the
                 # text of that count (0: "Success.")
