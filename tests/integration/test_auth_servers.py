@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import json
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ import pytest
 
 from tests.conftest import ours_command, ours_env
 from tests.servers.base import ThreadedServer
-from tests.servers.msmtp import run_msmtp, write_config
+from tests.servers.msmtp import MsmtpResult, run_msmtp, write_config
 from tests.servers.saslserver import AuthAttempt, SaslServer, SaslSession
 from tests.servers.tlspki import PKI
 
@@ -52,9 +51,6 @@ QUICK = 5.0
 DELIVERED_STARTTLS = ["EHLO localhost", "STARTTLS", "EHLO localhost"]
 ENVELOPE = ["MAIL FROM:<a@example.com>", f"RCPT TO:<{RCPT}>", "DATA", "QUIT"]
 
-#: /etc/msmtprc is written by tests/integration/test_differential_config.py under an
-#: exclusive lock; both programs read it, so every run here holds the lock shared
-ETC_LOCK = "/tmp/msmtp-twisted-etc.lock"
 
 
 # ------------------------------------------------------------------------------------------
@@ -82,16 +78,12 @@ def sasl(server_factory: Callable[..., Any], pki: SimpleNamespace) -> Callable[.
 
 
 @dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
-    session: SaslSession | None
+class Run(MsmtpResult):
+    session: SaslSession | None = None
 
     @property
     def lines(self) -> list[str]:
-        return self.stderr.splitlines()
+        return self.stderr_lines
 
     @property
     def attempt(self) -> AuthAttempt:
@@ -101,13 +93,6 @@ class Run:
     @property
     def commands(self) -> list[str]:
         return self.session.commands if self.session is not None else []
-
-
-@contextlib.contextmanager
-def _etc_lock() -> Iterator[None]:
-    with open(ETC_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_SH)
-        yield
 
 
 @pytest.fixture
@@ -128,8 +113,7 @@ def run(tmp_path: Path) -> Callable[..., Run]:
         assert config.stat().st_mode & 0o777 == 0o600
         command, env = (ours_command(), ours_env({})) if who == "ours" else ([REAL], None)
         before = len(server.sessions)
-        with _etc_lock():
-            res = run_msmtp(command, config, args, timeout=RUN_TIMEOUT, env=env, home=home)
+        res = run_msmtp(command, config, args, timeout=RUN_TIMEOUT, env=env, home=home)
         for srv in (via, server):
             if srv is not None:
                 srv.wait_idle(timeout=5)
@@ -137,7 +121,7 @@ def run(tmp_path: Path) -> Callable[..., Run]:
         session = server.sessions[before] if len(server.sessions) > before else None
         text = res.stderr.replace(str(config), "CFG")
         assert "Traceback" not in text and "Traceback" not in res.stdout, text
-        return Run(res.returncode, res.stdout, text, res.seconds, session)
+        return Run(res.returncode, res.stdout, text, res.seconds, session=session)
 
     return go
 
