@@ -20,13 +20,18 @@ import pytest
 
 from tests.conftest import ROOT, ours_command, ours_env
 from tests.servers.mailservers import MailServers, msmtprc, send
-from tests.servers.msmtp import new_token
+from tests.servers.msmtp import REAL_MSMTP, new_token
 from tests.servers.socksproxy import SocksProxy, Step, reply
 
 pytestmark = pytest.mark.timeout(60)
 
-REAL = ["/usr/bin/msmtp"]
+REAL = [REAL_MSMTP]
 CLIENTS = (("real", REAL), ("ours", ours_command()))
+
+
+@pytest.fixture(autouse=True)
+def _needs_reference(real_msmtp: str) -> None:
+    """Nearly every test here runs msmtp 1.8.23 too (CLIENTS): without it, they skip."""
 FAILED = "msmtp: could not send mail (account default from CFG)"
 
 
