@@ -401,6 +401,7 @@ def test_scram_plus_server_must_prove_itself(sasl, run, pki, misbehave, first):
     assert_no_mail(r)
 
 
+@pytest.mark.reference  # runs msmtp 1.8.23 too (run(..., "real"))
 def test_scram_wrong_signature_vs_real_msmtp(sasl, run):
     """Debian's 1.8.23 also refuses, but through GNU SASL: exit 70 (EX_SOFTWARE) and
     "GNU SASL: Error authenticating user"; ours: 77 with the method named."""
@@ -537,6 +538,7 @@ def test_oauth_bad_token(sasl, run, pki, mech):
 
 
 @pytest.mark.parametrize("mech", ["OAUTHBEARER", "XOAUTH2"])
+@pytest.mark.reference  # runs msmtp 1.8.23 too (run(..., "real"))
 def test_oauth_wire_matches_real_msmtp(sasl, run, pki, mech):
     """Same server (so the same port in OAUTHBEARER's message): same commands, same
     decoded client messages, same challenges."""
@@ -553,6 +555,7 @@ def test_oauth_wire_matches_real_msmtp(sasl, run, pki, mech):
 
 
 @pytest.mark.parametrize("mech", ["OAUTHBEARER", "XOAUTH2"])
+@pytest.mark.reference  # runs msmtp 1.8.23 too (run(..., "real"))
 def test_oauth_bad_token_vs_real_msmtp(sasl, run, pki, mech):
     """Recorded differences: 1.8.23 does not show the server's JSON error, and answers
     OAUTHBEARER's error challenge with an empty line instead of RFC 7628's ``%x01``."""
@@ -582,6 +585,7 @@ def _cert(pki: SimpleNamespace) -> dict[str, Any]:
     return {"tls_cert_file": pki.client.cert, "tls_key_file": pki.client.key}
 
 
+@pytest.mark.reference  # runs msmtp 1.8.23 too (run(..., "real"))
 def test_external_with_user_is_the_authzid(sasl, run, pki):
     srv = _external_server(sasl, pki)
     r = run(srv, **tls(pki), **_cert(pki), auth="external", user=USER)
@@ -612,6 +616,7 @@ def test_external_without_user_sends_the_empty_response(sasl, run, pki):
     assert r.commands == [*DELIVERED_STARTTLS, "AUTH EXTERNAL", *ENVELOPE]
 
 
+@pytest.mark.reference  # runs msmtp 1.8.23 too (run(..., "real"))
 def test_external_without_user_real_msmtp(sasl, run, pki):
     """Recorded: Debian's 1.8.23 sends ``AUTH EXTERNAL``, gets ``334 `` and never sends
     the empty response: its next line is ``MAIL FROM:...``, which the server takes as the
@@ -660,6 +665,7 @@ REFUSALS = {
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))
+@pytest.mark.reference  # runs msmtp 1.8.23 too (run(..., "real"))
 def test_refusals_match_real_msmtp(sasl, run, case):
     offered, settings, code, stderr = REFUSALS[case]
     srv = sasl(mechanisms=offered)
@@ -671,6 +677,7 @@ def test_refusals_match_real_msmtp(sasl, run, case):
     assert_no_mail(ours)
 
 
+@pytest.mark.reference  # runs msmtp 1.8.23 too (run(..., "real"))
 def test_auth_on_without_tls_only_plus_offered(sasl, run):
     """Without TLS a -PLUS mechanism cannot be used: 69, no AUTH.  Recorded: 1.8.23 finds
     "SCRAM-SHA-256" inside "SCRAM-SHA-256-PLUS" (substring test), sends
@@ -690,6 +697,7 @@ def test_auth_on_without_tls_only_plus_offered(sasl, run):
 
 
 @pytest.mark.parametrize("mech", ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256"])
+@pytest.mark.reference  # runs msmtp 1.8.23 too (run(..., "real"))
 def test_password_mechanisms_match_real_msmtp(sasl, run, pki, mech):
     srv = sasl(mechanisms=[mech], tls="starttls")
     ours = run(srv, **tls(pki), **creds(mech.lower()))
@@ -715,6 +723,7 @@ WEIRD_USER = "we=ird,user@example.com"
 
 @pytest.mark.parametrize("mech, secret", [("SCRAM-SHA-256", PASSWORD), ("SCRAM-SHA-1", PASSWORD),
                                           ("OAUTHBEARER", TOKEN)])
+@pytest.mark.reference  # runs msmtp 1.8.23 too (run(..., "real"))
 def test_user_name_escaping(sasl, run, mech, secret):
     """RFC 5802 §5.1 / RFC 7628 §3.1 (GS2 ``saslname``): ``=`` and ``,`` in the name go as
     ``=3D``/``=2C``; the server unescapes them and finds the user.
@@ -754,6 +763,7 @@ def test_scram_high_but_sane_iteration_count(sasl, run):
     ("a\u00a0b", "a b"),  # no-break space: mapped to SPACE
     ("p\u00e4ssw\u00f6rd", "p\u00e4ssw\u00f6rd"),  # non-ASCII, already normalized
 ], ids=["soft-hyphen", "nbsp", "umlauts"])
+@pytest.mark.reference  # runs msmtp 1.8.23 too (run(..., "real"))
 def test_scram_saslprep_matches_real_msmtp(sasl, run, configured, stored):
     """The server stores the SASLprep'ed password; both clients must prepare theirs."""
     srv = sasl(mechanisms=["SCRAM-SHA-256"], users={USER: stored})
@@ -764,6 +774,7 @@ def test_scram_saslprep_matches_real_msmtp(sasl, run, configured, stored):
 
 @pytest.mark.parametrize("mech, secret", [("SCRAM-SHA-256", PASSWORD), ("PLAIN", PASSWORD),
                                           ("XOAUTH2", TOKEN)])
+@pytest.mark.reference  # runs msmtp 1.8.23 too (run(..., "real"))
 def test_silent_server_during_auth_times_out_like_real_msmtp(sasl, run, mech, secret):
     """The server never answers after the AUTH command: ``timeout 1`` ends it.  (Both
     programs run at the same time, each against its own server.)"""

@@ -4,7 +4,7 @@
 # unix socket) and, when installed, microsocks (SOCKS5).  Used by the pytest fixture in
 # __init__.py beside this file; stop.sh DIR stops everything again.
 #
-# Installs nothing.  Debian 12 packages (.ci/run installs them):
+# Installs nothing.  Debian 12 packages (./scripts/test installs them as root):
 #   postfix dovecot-core dovecot-lmtpd openssl [microsocks]
 # with the debconf answers
 #   postfix postfix/main_mailer_type select No configuration
