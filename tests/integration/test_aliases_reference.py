@@ -23,6 +23,7 @@ from msmtp_twisted.message.aliases import (
     is_local,
     parse_aliases,
 )
+from tests.conftest import ours_command, ours_env
 from tests.servers.msmtp import run_msmtp, write_config
 from tests.servers.recording import RecordingServer
 from tests.unit.test_aliases import ALIAS_FILES, chain
@@ -57,13 +58,20 @@ def c_aliases(real_msmtp: str, tmp_path_factory: pytest.TempPathFactory
         yield run
 
 
+def _sanitize(text: str) -> str:
+    """What msmtp (and our msmtp, see test_aliases_cli_sanitizes) prints of an error
+    message: control characters become '?' (sanitize_string in the C locale)."""
+    return "".join("?" if ord(c) < 32 or ord(c) == 127 else c for c in text)
+
+
 def ours(data: bytes, rcpt: str) -> Outcome:
+    """Our result as msmtp prints it."""
     try:
         if not is_local(rcpt):
             return ("ok", [rcpt])  # the file is not even read
         return ("ok", expand_aliases([rcpt], parse_aliases(data)))
     except AliasesError as e:
-        return ("error", str(e))
+        return ("error", _sanitize(str(e)))
 
 
 @settings(max_examples=100, deadline=None,
@@ -82,6 +90,17 @@ def test_same_as_msmtp_aliases(c_aliases, data: bytes, rcpt: str) -> None:
 def test_the_observation_works(c_aliases) -> None:
     assert c_aliases(b"a: x@1, y@2\n", ["a"]) == ("ok", ["y@2", "x@1"])
     assert c_aliases(b"a b\n", ["a"]) == ("error", "line 1: single ':' delimiter expected")
+    assert c_aliases(b"@\t@:\n", ["a"]) == ("error", "line 1: invalid alias '@?@'")
+
+
+def test_aliases_cli_sanitizes(tmp_path) -> None:
+    """Our msmtp prints an aliases error as msmtp does, control characters as '?'."""
+    aliases = tmp_path / "aliases"
+    aliases.write_bytes(b"@\t@:\n")
+    config = write_config(tmp_path, ("127.0.0.1", 9), aliases=str(aliases))
+    res = run_msmtp(ours_command(), config, ["a"], env=ours_env({}))
+    assert (res.returncode, res.stderr) == (
+        78, f"msmtp: {aliases}: line 1: invalid alias '@?@'\n")
 
 
 def test_the_two_bugs_we_do_not_copy(c_aliases) -> None:

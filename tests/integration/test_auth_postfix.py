@@ -170,8 +170,8 @@ def _on_terminal(command: Sequence[str], directory: Path, args: Sequence[str], m
     finally:
         os.close(master)
     run = Run(proc.returncode, _clean(stdout.decode(errors="replace"), cfg, directory, ip),
-              _clean(stderr.decode(errors="replace"), cfg, directory, ip), "",
-              time.monotonic() - start, ip)
+              _clean(stderr.decode(errors="replace"), cfg, directory, ip),
+              time.monotonic() - start, log="", ip=ip)
     return run, bytes(shown)
 
 

@@ -35,6 +35,7 @@ from tests.conftest import ours_command, ours_env
 from tests.servers.base import ThreadedServer
 from tests.servers.hostile import CLIENT_MUST_FAIL, HOSTILE_MODES
 from tests.servers.msmtp import MsmtpResult, etc_lock, run_msmtp, write_config
+from tests.servers.ports import free_port
 from tests.servers.proxy import DelayProxy
 from tests.servers.recording import RecordingServer
 
@@ -297,14 +298,8 @@ def test_hostile_server_race(run_both, hostile_server, mode, options, input, all
 
 # -- connection failures --------------------------------------------------------------------
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_connection_refused(run_both):
-    port = _closed_port()
+    port = free_port()  # nothing listens there
     pair = run_both(lambda: ("127.0.0.1", port), ONE, timeout=2)
     assert pair.real.rc == 75, pair.real
     assert pair.real.stderr == [

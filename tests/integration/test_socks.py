@@ -21,6 +21,7 @@ import pytest
 from tests.conftest import ROOT, ours_command, ours_env
 from tests.servers.mailservers import MailServers, msmtprc, send
 from tests.servers.msmtp import REAL_MSMTP, new_token
+from tests.servers.ports import free_port
 from tests.servers.socksproxy import SocksProxy, Step, reply
 
 pytestmark = pytest.mark.timeout(60)
@@ -61,12 +62,6 @@ def _microsocks(servers: MailServers) -> int:
         require(False, "microsocks (apt-get install microsocks)")
     assert servers.socks_port is not None
     return servers.socks_port
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _normalized_debug(text: str) -> str:
@@ -164,7 +159,7 @@ def test_socket_overrides_proxy(mailservers, tmp_path) -> None:
     # (msmtp 1.8.23 wants a port for LMTP even with a socket)
     out = _both(tmp_path, ["testuser@example.com"], _mail(token), host=None,
                 port=mailservers.lmtp_port, protocol="lmtp", socket=mailservers.lmtp_socket,
-                proxy_host="127.0.0.1", proxy_port=_free_port())
+                proxy_host="127.0.0.1", proxy_port=free_port())
     assert out["ours"] == out["real"] == (0, "", "")
     mailservers.wait_for_mail("testuser", match=token.encode(), count=2, lmtp=True)
 
@@ -173,7 +168,7 @@ def test_socket_overrides_proxy(mailservers, tmp_path) -> None:
 
 
 def test_proxy_down_names_the_proxy(tmp_path) -> None:
-    port = _free_port()
+    port = free_port()
     out = _both(tmp_path, ["alice@example.com"], _mail(new_token()), host="mail.example.org",
                 port=25, proxy_host="127.0.0.1", proxy_port=port, timeout=5)
     assert out["ours"] == out["real"]

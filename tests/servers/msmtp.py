@@ -103,7 +103,9 @@ class MsmtpResult:
     stdout: str
     stderr: str
     seconds: float
-    stdout_bytes: bytes = b""  # stdout as written (``stdout`` is decoded, lossy)
+    #: stdout as written (``stdout`` is decoded, lossy); keyword-only, so that subclasses
+    #: adding fields can still be built positionally
+    stdout_bytes: bytes = dataclasses.field(default=b"", kw_only=True)
 
     @property
     def stderr_lines(self) -> list[str]:
@@ -158,7 +160,7 @@ def run_msmtp(command: Sequence[str], config: str | os.PathLike[str] | None,
                                f"[HUNG: killed after {timeout} s]\n{stderr}", timeout)
     return MsmtpResult(proc.returncode, proc.stdout.decode("utf-8", "replace"),
                        proc.stderr.decode("utf-8", "replace"), time.monotonic() - start,
-                       proc.stdout)
+                       stdout_bytes=proc.stdout)
 
 
 __all__ = ["DEFAULT_MAIL", "ETC_LOCK", "REAL_MSMTP", "MsmtpResult", "config_text",
