@@ -55,8 +55,10 @@ _FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "mailservers": ("root", "system"),
     "exim_server": ("root", "system"),
     "kerberos_servers": ("root", "system", "extras"),
+    "krb": ("root", "system", "extras"),  # test_auth_gssapi_ntlm.py: kerberos_servers
     "slapd": ("system",),
     "secret_service": ("system",),
+    "private_bus": ("system",),  # test_keyring.py: dbus-daemon
 }
 #: markers a test in tests/unit must not carry
 _NOT_UNIT = ("reference", "cc", "root", "extras", "system")
