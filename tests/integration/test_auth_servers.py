@@ -274,7 +274,10 @@ class TLSTerminatingProxy(ThreadedServer):
 
     def __init__(self, target: SaslServer, pki: SimpleNamespace,
                  max_version: ssl.TLSVersion | None = None) -> None:
-        super().__init__(io_timeout=5.0)
+        # generous: a relay that times out ends both legs, and the client then sees a
+        # broken TLS connection (74) instead of the server's refusal (77) -- seen once
+        # with 5 s on a loaded two-core machine
+        super().__init__(io_timeout=15.0)
         self.target = target
         self.front = pki.leaf.server_context(maximum=max_version)
         self.back = ssl.create_default_context(cafile=str(pki.ca.cert))
