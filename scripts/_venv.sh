@@ -35,3 +35,59 @@ install_project() {
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
         --editable "$spec" --config-settings editable_mode=compat
 }
+
+# extra_requirements EXTRA: print the requirements of an extra, as setup.cfg lists them.
+extra_requirements() {
+    "$VENV/bin/python" - "$1" <<'PY'
+import configparser, sys
+config = configparser.ConfigParser()
+config.read("setup.cfg")
+for line in config["options.extras_require"][sys.argv[1]].splitlines():
+    line = line.strip()
+    if line and not line.startswith("#"):
+        print(line)
+PY
+}
+
+# install_for_tests: the project with its [test] extra into .venv, then each optional
+# extra (OPTIONAL_EXTRAS) on its own: one that cannot be installed (gssapi has no wheel
+# and builds against the system's Kerberos: libkrb5-dev) is reported, never fatal; its
+# tests skip (or fail under CI=true) as tests/conftest.py's require() says.
+#
+# Quick when nothing changed: a stamp in .venv records what was installed for which
+# setup files and system state, and pip runs only when that changes.
+OPTIONAL_EXTRAS=(ntlm gssapi)
+EXTRAS_MISSING=()
+install_for_tests() {
+    local stamp="$VENV/.scripts-test-installed" key
+    key="$(cat setup.cfg setup.py pyproject.toml | sha256sum | cut -c1-16)"
+    key+=" krb5-config=$(command -v krb5-config || echo none) cc=$(command -v cc || echo none)"
+    if [ -f "$stamp" ] && [ "$(head -n1 "$stamp")" = "$key" ]; then
+        mapfile -t EXTRAS_MISSING < <(tail -n +2 "$stamp")
+        echo "== python packages: installed already (.venv)"
+        return 0
+    fi
+    echo "== python packages: installing the project and its [test] extra into .venv"
+    install_project test
+    EXTRAS_MISSING=()
+    local extra log reason
+    for extra in "${OPTIONAL_EXTRAS[@]}"; do
+        log=$(mktemp)
+        # shellcheck disable=SC2046
+        if "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+                $(extra_requirements "$extra") >"$log" 2>&1; then
+            echo "   extra [$extra]: installed"
+        else
+            echo "   extra [$extra]: NOT INSTALLED (its tests skip, or fail under CI=true):"
+            { grep -E -i 'error|not found' "$log" || tail -n 3 "$log"; } | head -n 5 \
+                | sed 's/^/     | /' || true
+            reason=$(grep -E -o -i '[a-z0-9_.-]+: (command )?not found' "$log" | head -n 1 || true)
+            EXTRAS_MISSING+=("[$extra] (pip install failed${reason:+: $reason})")
+        fi
+        rm -f "$log"
+    done
+    {
+        echo "$key"
+        if [ "${#EXTRAS_MISSING[@]}" -gt 0 ]; then printf '%s\n' "${EXTRAS_MISSING[@]}"; fi
+    } >"$stamp"
+}

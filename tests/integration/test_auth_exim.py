@@ -17,15 +17,13 @@ Every run is bounded: msmtp's own ``timeout 3`` in the msmtprc, and a subprocess
 
 from __future__ import annotations
 
-import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ours_command, ours_env
 from tests.servers.exim import EximServer
-from tests.servers.msmtp import MsmtpResult, run_msmtp, write_config
+from tests.servers.msmtp import MsmtpResult, new_token, run_msmtp, write_config
 
 #: a normal run of ours takes ~0.3 s
 OURS_TIMEOUT = 4.0
@@ -34,10 +32,6 @@ TLS_MODES = [pytest.param(False, id="starttls"), pytest.param(True, id="smtps")]
 #: Exim's authenticator names (they appear in the mainlog as A=<name>:<id>)
 AUTHENTICATORS = {"PLAIN": "plain", "LOGIN": "login", "CRAM-MD5": "cram_md5",
                   "EXTERNAL": "external"}
-
-
-def _token() -> str:
-    return uuid.uuid4().hex
 
 
 def _message_id(token: str) -> str:
@@ -66,24 +60,14 @@ def _config(tmp_path: Path, exim: EximServer, *, implicit_tls: bool = False,
                         **settings)
 
 
-def _run(command: list[str], cfg: Path, mail: bytes, timeout: float,
-         env: dict[str, str] | None = None) -> MsmtpResult:
-    """Run one client; a run killed after ``timeout`` gives returncode None."""
-    try:
-        return run_msmtp(command, cfg, ["rcpt@example.org"], input=mail, timeout=timeout,
-                         env=env)
-    except subprocess.TimeoutExpired as e:
-        stderr = (e.stderr or b"").decode("utf-8", "replace")
-        return MsmtpResult(None, "", f"[HUNG: killed after {timeout} s]\n{stderr}",  # type: ignore[arg-type]
-                           timeout)
-
-
 def _ours(cfg: Path, mail: bytes) -> MsmtpResult:
-    return _run(ours_command(), cfg, mail, OURS_TIMEOUT, ours_env({}))
+    return run_msmtp(ours_command(), cfg, ["rcpt@example.org"], input=mail, timeout=OURS_TIMEOUT,
+                     env=ours_env({}), hang_ok=True)
 
 
 def _real(real_msmtp: str, cfg: Path, mail: bytes) -> MsmtpResult:
-    return _run([real_msmtp], cfg, mail, REAL_TIMEOUT)
+    return run_msmtp([real_msmtp], cfg, ["rcpt@example.org"], input=mail, timeout=REAL_TIMEOUT,
+                     hang_ok=True)
 
 
 def _failure(cfg: Path, *lines: str) -> str:
@@ -102,7 +86,7 @@ def test_external_with_user_equal_to_the_cert_cn(exim_server, real_msmtp, tmp_pa
     exim = exim_server
     cfg = _config(tmp_path, exim, implicit_tls=implicit_tls, auth="external",
                   user=exim.client_cn)
-    tokens = {"real": _token(), "ours": _token()}
+    tokens = {"real": new_token(), "ours": new_token()}
     results = {"real": _outcome(_real(real_msmtp, cfg, _mail(tokens["real"]))),
                "ours": _outcome(_ours(cfg, _mail(tokens["ours"])))}
     assert results == {"real": (0, ""), "ours": (0, "")}
@@ -131,7 +115,7 @@ def test_external_without_user_sends_the_empty_response(exim_server, real_msmtp,
     exim = exim_server
     cfg = _config(tmp_path, exim, implicit_tls=implicit_tls, auth="external")
     since = exim.mainlog_size()
-    tok = _token()
+    tok = new_token()
     ours = _ours(cfg, _mail(tok))
     assert _outcome(ours) == (0, "")
     exim.wait_for_mail(tok.encode())
@@ -140,7 +124,7 @@ def test_external_without_user_sends_the_empty_response(exim_server, real_msmtp,
     assert "authenticator failed" not in exim.mainlog(since)
 
     # afterwards (Exim logs its failure a little after msmtp has gone)
-    real = _real(real_msmtp, cfg, _mail(_token()))
+    real = _real(real_msmtp, cfg, _mail(new_token()))
     print(f"msmtp 1.8.23, auth external without user: exit {real.returncode},"
           f" {real.seconds:.2f} s, stderr {real.stderr!r}")
 
@@ -150,8 +134,8 @@ def test_external_with_a_user_other_than_the_cert_cn(exim_server, real_msmtp,
     exim = exim_server
     cfg = _config(tmp_path, exim, auth="external", user="someoneelse")
     since = exim.mainlog_size()
-    real = _real(real_msmtp, cfg, _mail(_token()))
-    ours = _ours(cfg, _mail(_token()))
+    real = _real(real_msmtp, cfg, _mail(new_token()))
+    ours = _ours(cfg, _mail(new_token()))
     expected = _failure(cfg, "authentication failed (method EXTERNAL)",
                         "server message: 535 Incorrect authentication data")
     assert {"real": _outcome(real), "ours": _outcome(ours)} == {
@@ -169,8 +153,8 @@ def test_external_not_offered_without_a_verified_client_cert(exim_server, real_m
     with one from a CA it does not trust (same CN), both clients stop before AUTH."""
     exim = exim_server
     cfg = _config(tmp_path, exim, cert=cert, auth="external", user=exim.client_cn)
-    real = _real(real_msmtp, cfg, _mail(_token()))
-    ours = _ours(cfg, _mail(_token()))
+    real = _real(real_msmtp, cfg, _mail(new_token()))
+    ours = _ours(cfg, _mail(new_token()))
     expected = _failure(cfg, "the server does not support authentication method EXTERNAL")
     assert {"real": _outcome(real), "ours": _outcome(ours)} == {
         "real": (69, expected), "ours": (69, expected)}
@@ -184,7 +168,7 @@ def test_auth_on_with_a_client_cert_picks_plain(exim_server, real_msmtp, tmp_pat
     cfg = _config(tmp_path, exim, auth="on", user="testuser", password="testpass")
     picked = {}
     for name in ("real", "ours"):
-        tok = _token()
+        tok = new_token()
         res = (_real(real_msmtp, cfg, _mail(tok)) if name == "real"
                else _ours(cfg, _mail(tok)))
         assert _outcome(res) == (0, ""), name
@@ -202,8 +186,8 @@ def test_auth_on_without_user_does_not_fall_back_to_external(exim_server, real_m
     exim = exim_server
     cfg = _config(tmp_path, exim, auth="on")
     since = exim.mainlog_size()
-    real = _real(real_msmtp, cfg, _mail(_token()))
-    ours = _ours(cfg, _mail(_token()))
+    real = _real(real_msmtp, cfg, _mail(new_token()))
+    ours = _ours(cfg, _mail(new_token()))
     expected = _failure(cfg, "authentication method PLAIN needs a user name")
     assert {"real": _outcome(real), "ours": _outcome(ours)} == {
         "real": (69, expected), "ours": (69, expected)}
@@ -218,7 +202,7 @@ def test_password_mechanism(exim_server, real_msmtp, tmp_path, mechanism, right)
     exim = exim_server
     cfg = _config(tmp_path, exim, cert=None, auth=mechanism.lower(), user="testuser",
                   password="testpass" if right else "wrongpass")
-    tokens = {"real": _token(), "ours": _token()}
+    tokens = {"real": new_token(), "ours": new_token()}
     results = {"real": _outcome(_real(real_msmtp, cfg, _mail(tokens["real"]))),
                "ours": _outcome(_ours(cfg, _mail(tokens["ours"])))}
     if right:

@@ -59,10 +59,11 @@ from msmtp_twisted.auth.optional import GSSAPI, NTLM, availability, create_optio
 from msmtp_twisted.sysexits import EX_NOPERM, EX_PROTOCOL, EX_SOFTWARE, EX_UNAVAILABLE
 from tests.conftest import ROOT, ours_command, ours_env, require
 from tests.servers.kerberos import KerberosServers, kerberos_servers  # noqa: F401
+from tests.servers.msmtp import MsmtpResult, run_msmtp
 from tests.servers.proxy import DelayProxy
 from tests.servers.recording import DEFAULT_CAPABILITIES, RecordingServer
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.extras]
 
 REAL = ["/usr/bin/msmtp"]
 RUN_TIMEOUT = 20.0
@@ -448,15 +449,12 @@ def test_ntlm_mechanism_with_postfix(krb: KerberosServers, password: str, reply:
 
 
 @dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-    sent: bytes  # what the client sent (through the recording proxy)
+class Run(MsmtpResult):
+    sent: bytes = b""  # what the client sent (through the recording proxy)
 
     @property
     def lines(self) -> list[str]:
-        return self.stderr.splitlines()
+        return self.stderr_lines
 
 
 def _config(directory: Path, port: int, **settings: str) -> Path:
@@ -479,16 +477,12 @@ def run_client(command: Sequence[str], directory: Path, port: int, *,
         cfg = _config(directory, proxy.port, **settings)  # type: ignore[arg-type]
         mail = (f"Message-ID: <{message_id or _unique()}@example.com>\n"
                 "Subject: kerberos test\n\nbody\n").encode()
-        full_env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": str(directory)}
-        full_env.update(env or {})
-        proc = subprocess.run([*command, "-C", str(cfg), *args], input=mail,
-                              capture_output=True, timeout=RUN_TIMEOUT,
-                              env=ours_env(full_env), start_new_session=True)
+        res = run_msmtp(command, cfg, args, input=mail, timeout=RUN_TIMEOUT,
+                        env=ours_env(dict(env or {})), home=directory, new_session=True)
         proxy.wait_idle(timeout=5)
         sent = b"".join(b for c in proxy.connections for b in c.bursts)
-    clean = lambda text: text.replace(str(cfg), "CFG")  # noqa: E731
-    return Run(proc.returncode, clean(proc.stdout.decode("utf-8", "replace")),
-               clean(proc.stderr.decode("utf-8", "replace")), sent)
+    res = res.replaced((str(cfg), "CFG"))
+    return Run(res.returncode, res.stdout, res.stderr, res.seconds, sent=sent)
 
 
 @pytest.fixture

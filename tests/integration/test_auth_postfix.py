@@ -41,7 +41,6 @@ import select
 import subprocess
 import termios
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +49,7 @@ import pytest
 
 from tests.conftest import ours_command, ours_env
 from tests.servers.mailservers import MailServers, header, msmtprc, split_mail
+from tests.servers.msmtp import MsmtpResult, new_token, run_msmtp
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -76,20 +76,12 @@ def _source_ip() -> str:
 
 
 @dataclass
-class Run:
+class Run(MsmtpResult):
     """One client run: exit code, output (config path -> CFG, its folder -> DIR,
     source address -> IP), the log file it wrote (if any) and its source address."""
 
-    returncode: int
-    stdout: str
-    stderr: str
-    log: str
-    seconds: float
-    ip: str
-
-    @property
-    def result(self) -> tuple[int, str, str]:
-        return self.returncode, self.stdout, self.stderr
+    log: str = ""
+    ip: str = ""
 
 
 def _clean(text: str, cfg: Path, directory: Path, ip: str) -> str:
@@ -105,19 +97,14 @@ def _run(command: Sequence[str], directory: Path, args: Sequence[str] = (),
     directory.mkdir(parents=True, exist_ok=True)
     ip = _source_ip()
     cfg = msmtprc(directory, source_ip=ip, **settings)
-    full_env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": str(home or directory)}
-    full_env.update(env or {})
-    start = time.monotonic()
-    proc = subprocess.run([*command, "-C", str(cfg), *(a.format(dir=directory) for a in args)],
-                          input=mail, capture_output=True, timeout=timeout,
-                          env=ours_env(full_env), start_new_session=True)
-    seconds = time.monotonic() - start
+    res = run_msmtp(command, cfg, [a.format(dir=directory) for a in args], input=mail,
+                    timeout=timeout, env=ours_env(dict(env or {})), home=home or directory,
+                    new_session=True)
     log_path = directory / "log"
     log = log_path.read_text() if log_path.exists() else ""
-    return Run(proc.returncode,
-               _clean(proc.stdout.decode("utf-8", "replace"), cfg, directory, ip),
-               _clean(proc.stderr.decode("utf-8", "replace"), cfg, directory, ip),
-               _clean(log, cfg, directory, ip), seconds, ip)
+    return Run(res.returncode, _clean(res.stdout, cfg, directory, ip),
+               _clean(res.stderr, cfg, directory, ip), res.seconds,
+               log=_clean(log, cfg, directory, ip), ip=ip)
 
 
 def _pair(tmp_path: Path, args: Sequence[str], mail: bytes = b"",
@@ -183,8 +170,8 @@ def _on_terminal(command: Sequence[str], directory: Path, args: Sequence[str], m
     finally:
         os.close(master)
     run = Run(proc.returncode, _clean(stdout.decode(errors="replace"), cfg, directory, ip),
-              _clean(stderr.decode(errors="replace"), cfg, directory, ip), "",
-              time.monotonic() - start, ip)
+              _clean(stderr.decode(errors="replace"), cfg, directory, ip),
+              time.monotonic() - start, log="", ip=ip)
     return run, bytes(shown)
 
 
@@ -224,10 +211,6 @@ def _sasl(session: list[str]) -> tuple[str, str] | None:
         if found:
             return found.group(1), found.group(2)
     return None
-
-
-def _token() -> str:
-    return uuid.uuid4().hex
 
 
 def _mail(token: str) -> bytes:
@@ -354,7 +337,7 @@ def _assert_hidden(run: Run, secrets: Sequence[str]) -> None:
 @pytest.mark.parametrize("user", PASSWORDS)
 @pytest.mark.parametrize("method", METHODS)
 def test_method_with_right_password(mailservers, real_msmtp, tmp_path, method, user) -> None:
-    token = _token()
+    token = new_token()
     since = mailservers.postfix_log_size()
     real, ours = _pair(tmp_path, ["alice@example.com"], _mail(token), auth=method, user=user,
                        password=PASSWORDS[user], **_tls(mailservers))
@@ -373,7 +356,7 @@ def wrong_password_runs(mailservers, real_msmtp, tmp_path_factory):
     """All wrong-password cases at once (each waits ~2 s for Dovecot's failure
     delay), with ``-d`` and a log file: {(case, "real"|"ours"): Run}."""
     base = tmp_path_factory.mktemp("wrong-password")
-    token = _token()
+    token = new_token()
     since = mailservers.postfix_log_size()
     cases: dict[str, tuple[list[str], dict[str, object]]] = {}
     for method in METHODS:
@@ -457,7 +440,7 @@ def test_implicit_tls_with_wrong_password(wrong_password_runs, mailservers) -> N
 
 
 def test_quoted_password_with_space(mailservers, real_msmtp, tmp_path) -> None:
-    token = _token()
+    token = new_token()
     since = mailservers.postfix_log_size()
     real, ours = _pair(tmp_path, ["alice@example.com"], _mail(token), auth="scram-sha-1",
                        user="alice", password='"alice secret"', **_tls(mailservers))
@@ -473,7 +456,7 @@ def test_auth_on_with_tls_ours_scram_msmtp_plain(mailservers, real_msmtp, tmp_pa
                                                  user) -> None:
     """Documented difference: the manual's order puts SCRAM before PLAIN, 1.8.23
     takes PLAIN."""
-    token = _token()
+    token = new_token()
     since = mailservers.postfix_log_size()
     real, ours = _pair(tmp_path, ["alice@example.com"], _mail(token), auth="on", user=user,
                        password=PASSWORDS[user], **_tls(mailservers))
@@ -485,7 +468,7 @@ def test_auth_on_with_tls_ours_scram_msmtp_plain(mailservers, real_msmtp, tmp_pa
 
 @pytest.mark.parametrize("user", PASSWORDS)
 def test_auth_on_without_tls_both_scram(mailservers, real_msmtp, tmp_path, user) -> None:
-    token = _token()
+    token = new_token()
     since = mailservers.postfix_log_size()
     real, ours = _pair(tmp_path, ["alice@example.com"], _mail(token), auth="on", user=user,
                        password=PASSWORDS[user], port=mailservers.smtp_notls_port)
@@ -501,7 +484,7 @@ def test_explicit_clear_text_method_without_tls(mailservers, real_msmtp, tmp_pat
                                                 method) -> None:
     """An explicit ``auth plain`` is used without TLS too (only ``auth on`` refuses
     to reveal the password)."""
-    token = _token()
+    token = new_token()
     since = mailservers.postfix_log_size()
     real, ours = _pair(tmp_path, ["alice@example.com"], _mail(token), auth=method,
                        user="alice", password=PASSWORDS["alice"],
@@ -519,7 +502,7 @@ def test_explicit_clear_text_method_without_tls(mailservers, real_msmtp, tmp_pat
 @pytest.mark.parametrize("method", ["on", "plain", "scram-sha-256"])
 def test_server_without_auth(mailservers, real_msmtp, tmp_path, method) -> None:
     """The main port offers AUTH only after STARTTLS: without TLS there is none."""
-    token = _token()
+    token = new_token()
     since = mailservers.postfix_log_size()
     real, ours = _pair(tmp_path, ["alice@example.com"], _mail(token), auth=method,
                        user="testuser", password="testpass", port=mailservers.smtp_port)
@@ -536,7 +519,7 @@ def test_server_without_auth(mailservers, real_msmtp, tmp_path, method) -> None:
 @pytest.mark.parametrize("method", ["ntlm", "external", "oauthbearer", "xoauth2", "gssapi"])
 def test_method_not_offered(mailservers, real_msmtp, tmp_path, method) -> None:
     since = mailservers.postfix_log_size()
-    real, ours = _pair(tmp_path, ["alice@example.com"], _mail(_token()), auth=method,
+    real, ours = _pair(tmp_path, ["alice@example.com"], _mail(new_token()), auth=method,
                        user="testuser", password="testpass", **_tls(mailservers))
     assert real.result == (69, "", "msmtp: the server does not support authentication"
                            f" method {method.upper()}\n{FAILED}\n")
@@ -547,7 +530,7 @@ def test_method_not_offered(mailservers, real_msmtp, tmp_path, method) -> None:
 
 
 def test_no_user(mailservers, real_msmtp, tmp_path) -> None:
-    real, ours = _pair(tmp_path, ["alice@example.com"], _mail(_token()), auth="plain",
+    real, ours = _pair(tmp_path, ["alice@example.com"], _mail(new_token()), auth="plain",
                        password="testpass", **_tls(mailservers))
     assert real.result == (69, "", "msmtp: authentication method PLAIN needs a user name\n"
                            + FAILED + "\n")
@@ -557,7 +540,7 @@ def test_no_user(mailservers, real_msmtp, tmp_path) -> None:
 # ========================================================== 4. where the password comes from
 @pytest.mark.parametrize("user", PASSWORDS)
 def test_passwordeval(mailservers, real_msmtp, tmp_path, user) -> None:
-    token = _token()
+    token = new_token()
     since = mailservers.postfix_log_size()
     real, ours = _pair(tmp_path, ["alice@example.com"], _mail(token), auth="plain", user=user,
                        passwordeval=f"echo {PASSWORDS[user]}", **_tls(mailservers))
@@ -574,7 +557,7 @@ def test_passwordeval(mailservers, real_msmtp, tmp_path, user) -> None:
     r"printf 'testpass\nsecond line\n'",
 ], ids=["no-newline", "crlf", "empty-line-after", "two-lines"])
 def test_passwordeval_output_forms(mailservers, real_msmtp, tmp_path, command) -> None:
-    token = _token()
+    token = new_token()
     since = mailservers.postfix_log_size()
     real, ours = _pair(tmp_path, ["alice@example.com"], _mail(token), auth="plain",
                        user="testuser", passwordeval=command, **_tls(mailservers))
@@ -589,7 +572,7 @@ def test_password_beats_passwordeval(mailservers, real_msmtp, tmp_path, order) -
     settings: dict[str, object] = {"password": "testpass", "passwordeval": "echo wrong"}
     if order == "passwordeval-first":
         settings = dict(reversed(settings.items()))
-    token = _token()
+    token = new_token()
     real, ours = _pair(tmp_path, ["alice@example.com"], _mail(token), auth="plain",
                        user="testuser", **settings, **_tls(mailservers))
     assert ours.result == real.result == (0, "", "")
@@ -598,7 +581,7 @@ def test_password_beats_passwordeval(mailservers, real_msmtp, tmp_path, order) -
 
 def test_passwordeval_without_output(mailservers, real_msmtp, tmp_path) -> None:
     since = mailservers.postfix_log_size()
-    real, ours = _pair(tmp_path, ["alice@example.com"], _mail(_token()), auth="plain",
+    real, ours = _pair(tmp_path, ["alice@example.com"], _mail(new_token()), auth="plain",
                        user="testuser", passwordeval="true", **_tls(mailservers))
     assert real.result == (78, "", "msmtp: cannot read output of 'true'\n")
     assert ours.result == real.result
@@ -611,13 +594,13 @@ def test_passwordeval_failing_command(mailservers, real_msmtp, tmp_path) -> None
     """Documented difference: a command that exits non-zero is an error for us;
     msmtp 1.8.23 only looks at what it printed."""
     since = mailservers.postfix_log_size()
-    real, ours = _pair(tmp_path, ["alice@example.com"], _mail(_token()), auth="plain",
+    real, ours = _pair(tmp_path, ["alice@example.com"], _mail(new_token()), auth="plain",
                        user="testuser", passwordeval="false", **_tls(mailservers))
     assert real.result == (78, "", "msmtp: cannot read output of 'false'\n")
     assert ours.result == (78, "", "msmtp: cannot evaluate 'false': exit status 1\n")
     assert not _connected(mailservers, since, ours.ip)
 
-    token = _token()
+    token = new_token()
     real, ours = _pair(tmp_path / "with-output", ["alice@example.com"], _mail(token),
                        auth="plain", user="testuser", passwordeval='"echo testpass; exit 3"',
                        **_tls(mailservers))
@@ -630,7 +613,7 @@ def test_passwordeval_failing_command(mailservers, real_msmtp, tmp_path) -> None
 def test_passwordeval_shell_error(mailservers, real_msmtp, tmp_path) -> None:
     """The shell's own complaint reaches stderr as msmtp's popen(3) shows it (the
     shell is called "sh"); our own line then differs as documented."""
-    real, ours = _pair(tmp_path, ["alice@example.com"], _mail(_token()), auth="plain",
+    real, ours = _pair(tmp_path, ["alice@example.com"], _mail(new_token()), auth="plain",
                        user="testuser", passwordeval="no-such-command-3141",
                        **_tls(mailservers))
     assert real.result == (78, "", "sh: 1: no-such-command-3141: not found\n"
@@ -645,7 +628,7 @@ def test_passwordeval_shell_error(mailservers, real_msmtp, tmp_path) -> None:
 def test_command_line_auth_options(mailservers, real_msmtp, tmp_path, user) -> None:
     """``--auth``, ``--user`` and ``--passwordeval`` with an account that has no
     authentication settings."""
-    token = _token()
+    token = new_token()
     since = mailservers.postfix_log_size()
     args = ["--auth=scram-sha-1", f"--user={user}", f"--passwordeval=echo {PASSWORDS[user]}",
             "alice@example.com"]
@@ -665,7 +648,7 @@ def test_command_line_auth_options(mailservers, real_msmtp, tmp_path, user) -> N
 ], ids=["auth-off", "no-user", "no-passwordeval"])
 def test_command_line_overrides(mailservers, real_msmtp, tmp_path, args, expected) -> None:
     """Command-line options override (and empty ones unset) the account's."""
-    real, ours = _pair(tmp_path, [*args, "alice@example.com"], _mail(_token()), auth="plain",
+    real, ours = _pair(tmp_path, [*args, "alice@example.com"], _mail(new_token()), auth="plain",
                        user="testuser", passwordeval="echo testpass", **_tls(mailservers))
     assert real.result == (65 if args == ["--auth=off"] else 69, "", expected + FAILED + "\n")
     assert ours.result == real.result
@@ -687,7 +670,7 @@ def _netrc(directory: Path, text: str, name: str = ".netrc") -> Path:
                  "machine 127.0.0.1 login testuser password testpass\n"),
 ], ids=["plain", "quoted-with-space", "several-entries"])
 def test_netrc_in_home(mailservers, real_msmtp, tmp_path, user, netrc) -> None:
-    token = _token()
+    token = new_token()
     since = mailservers.postfix_log_size()
     home = _netrc(tmp_path / "home", netrc)
     real, ours = _pair(tmp_path, ["alice@example.com"], _mail(token), home=home,
@@ -706,7 +689,7 @@ def test_netrc_in_home(mailservers, real_msmtp, tmp_path, user, netrc) -> None:
 def test_netrc_entry_not_used(mailservers, real_msmtp, tmp_path, netrc) -> None:
     since = mailservers.postfix_log_size()
     home = _netrc(tmp_path / "home", netrc)
-    real, ours = _pair(tmp_path, ["alice@example.com"], _mail(_token()), home=home,
+    real, ours = _pair(tmp_path, ["alice@example.com"], _mail(new_token()), home=home,
                        timeout=NO_TTY_TIMEOUT, auth="plain", user="testuser",
                        **_tls(mailservers))
     assert real.result == (69, "", "msmtp: authentication method PLAIN needs a password\n"
@@ -722,7 +705,7 @@ def test_sysconfdir_netrc_ours(mailservers, tmp_path) -> None:
     /etc/netrc, which the tests leave alone), after ~/.netrc."""
     sysconf = _netrc(tmp_path / "etc", "machine 127.0.0.1 login testuser password testpass\n",
                      name="netrc")
-    token = _token()
+    token = new_token()
     since = mailservers.postfix_log_size()
     ours = _run(ours_command(), tmp_path / "ours", ["alice@example.com"], _mail(token),
                 env={"MSMTP_SYSCONFDIR": str(sysconf)}, auth="plain", user="testuser",
@@ -735,7 +718,7 @@ def test_sysconfdir_netrc_ours(mailservers, tmp_path) -> None:
     # SYSCONFDIR/netrc does not matter
     _netrc(tmp_path / "etc", "machine 127.0.0.1 login testuser password wrong\n", name="netrc")
     home = _netrc(tmp_path / "home", "machine 127.0.0.1 login testuser password testpass\n")
-    token = _token()
+    token = new_token()
     ours = _run(ours_command(), tmp_path / "ours2", ["alice@example.com"], _mail(token),
                 env={"MSMTP_SYSCONFDIR": str(sysconf)}, home=home, auth="plain",
                 user="testuser", **_tls(mailservers))
@@ -747,7 +730,7 @@ def test_sysconfdir_netrc_ours(mailservers, tmp_path) -> None:
 def test_no_password_without_terminal(mailservers, real_msmtp, tmp_path, method) -> None:
     """No password anywhere and no terminal: fail at once, never wait for input."""
     since = mailservers.postfix_log_size()
-    real, ours = _pair(tmp_path, ["alice@example.com"], _mail(_token()),
+    real, ours = _pair(tmp_path, ["alice@example.com"], _mail(new_token()),
                        timeout=NO_TTY_TIMEOUT, auth=method, user="testuser",
                        **_tls(mailservers))
     assert real.result == (69, "", f"msmtp: authentication method {method.upper()} needs a"
@@ -762,7 +745,7 @@ def test_no_password_without_terminal(mailservers, real_msmtp, tmp_path, method)
 def test_prompt_on_terminal(mailservers, real_msmtp, tmp_path, user) -> None:
     """The prompt goes to /dev/tty (a pseudo-terminal here), the typed password is
     not echoed, and the mail still comes from stdin, a pipe."""
-    token = _token()
+    token = new_token()
     since = mailservers.postfix_log_size()
     runs = {}
     for label, command in (("real", REAL), ("ours", ours_command())):
@@ -788,7 +771,7 @@ def test_prompt_answered_with_nothing(mailservers, real_msmtp, tmp_path, answer)
     runs = {}
     for label, command in (("real", REAL), ("ours", ours_command())):
         runs[label] = _on_terminal(command, tmp_path / label, ["alice@example.com"],
-                                   _mail(_token()), answer, auth="plain", user="testuser",
+                                   _mail(new_token()), answer, auth="plain", user="testuser",
                                    **_tls(mailservers))
     (real, real_tty), (ours, ours_tty) = runs["real"], runs["ours"]
     assert real.result == (77, "", "msmtp: authentication failed (method PLAIN)\n"
@@ -805,7 +788,7 @@ def test_debug_and_log_hide_secrets(mailservers, real_msmtp, tmp_path, method) -
     client message (msmtp 1.8.23 shows them: not asserted); neither the transcript,
     stderr nor the log file give the password away."""
     user = "alice" if method in ("plain", "scram-sha-256") else "testuser"
-    token = _token()
+    token = new_token()
     real, ours = _pair(tmp_path, ["-d", "--logfile={dir}/log", "alice@example.com"],
                        _mail(token), auth=method, user=user, password=PASSWORDS[user],
                        **_tls(mailservers))
@@ -852,7 +835,7 @@ def test_rmqs_authenticates(mailservers, real_msmtp, tmp_path, method) -> None:
 # ========================================================== 7. implicit TLS
 @pytest.mark.parametrize("method", ["plain", "cram-md5", "scram-sha-256", "on"])
 def test_implicit_tls_with_auth(mailservers, real_msmtp, tmp_path, method) -> None:
-    token = _token()
+    token = new_token()
     since = mailservers.postfix_log_size()
     real, ours = _pair(tmp_path, ["alice@example.com"], _mail(token), auth=method,
                        user="testuser", password="testpass", tls_starttls=False,
@@ -866,7 +849,7 @@ def test_implicit_tls_with_auth(mailservers, real_msmtp, tmp_path, method) -> No
 
 
 def test_implicit_tls_without_auth(mailservers, real_msmtp, tmp_path) -> None:
-    token = _token()
+    token = new_token()
     since = mailservers.postfix_log_size()
     real, ours = _pair(tmp_path, ["alice@example.com"], _mail(token), tls_starttls=False,
                        **_tls(mailservers, mailservers.smtps_port))

@@ -9,7 +9,7 @@ docs/differences.md) live in ``DIFFERENT`` with the expected output for ours.
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import os
 import subprocess
 from dataclasses import dataclass, field
@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI, ours_command, ours_env
+from tests.servers.msmtp import etc_lock
 
 MAIL = b"From: Sender Name <sender@example.com>\nTo: rcpt@example.org\nSubject: hi\n\nbody\n"
 
@@ -309,35 +310,35 @@ SYSTEM_RC = Path("/etc/msmtprc")
 
 @pytest.fixture
 def system_file():
-    """Write /etc/msmtprc for one case (both programs read it); needs root and no
-    existing file."""
-    lock = open("/tmp/msmtp-twisted-etc.lock", "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    """Write /etc/msmtprc for one case (both programs read it), holding the lock on it
+    exclusively until the test ends; needs root and no existing file."""
     created = []
+    with contextlib.ExitStack() as stack:
 
-    def write(content: str) -> None:
-        if os.geteuid() != 0 or SYSTEM_RC.exists():
-            if IN_CI:
-                pytest.fail("system-file cases need root and no existing /etc/msmtprc")
-            pytest.skip("system-file cases need root and no existing /etc/msmtprc")
-        SYSTEM_RC.write_text(content)
-        created.append(SYSTEM_RC)
+        def write(content: str) -> None:
+            stack.enter_context(etc_lock(exclusive=True))
+            if os.geteuid() != 0 or SYSTEM_RC.exists():
+                if IN_CI:
+                    pytest.fail("system-file cases need root and no existing /etc/msmtprc")
+                pytest.skip("system-file cases need root and no existing /etc/msmtprc")
+            SYSTEM_RC.write_text(content)
+            created.append(SYSTEM_RC)
 
-    yield write
-    for path in created:
-        path.unlink()
-    lock.close()
+        yield write
+        for path in created:
+            path.unlink()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_same_as_msmtp(case: Case, tmp_path: Path, real_msmtp: str, system_file) -> None:
-    if case.system is not None:
-        system_file(case.system)
-    elif SYSTEM_RC.exists():
-        pytest.skip("an /etc/msmtprc exists on this machine; cases assume none")
-    env = _materialize(case, tmp_path)
-    real = _run(["msmtp"], case, env, tmp_path)
-    ours = _run(ours_command(), case, ours_env(env), tmp_path)
+    with contextlib.ExitStack() as stack:
+        if case.system is not None:
+            system_file(case.system)
+        else:
+            stack.enter_context(etc_lock())
+            if SYSTEM_RC.exists():
+                pytest.skip("an /etc/msmtprc exists on this machine; cases assume none")
+        real, ours = _run_both(case, tmp_path)
     expected = EXPECTED_DIFFERENCES.get(case.id)
     if expected is not None:
         expected(real, ours)
@@ -345,6 +346,12 @@ def test_same_as_msmtp(case: Case, tmp_path: Path, real_msmtp: str, system_file)
     assert ours[2] == real[2], (ours, real)
     assert ours[1].decode("utf-8", "replace") == real[1].decode("utf-8", "replace")
     assert ours[0].decode("utf-8", "replace") == real[0].decode("utf-8", "replace")
+
+
+def _run_both(case: Case, tmp_path: Path):
+    env = _materialize(case, tmp_path)
+    return _run(["msmtp"], case, env, tmp_path), _run(ours_command(), case, ours_env(env),
+                                                      tmp_path)
 
 
 def _lmtp_no_port(real, ours) -> None:
@@ -398,8 +405,6 @@ COMBINED = [c for c in CASES if c.id.startswith("error-") and c.system is None][
 def test_same_interleaving_in_one_pipe(case: Case, tmp_path: Path, real_msmtp: str) -> None:
     """With stdout and stderr in one pipe (cron mail, `2>&1`), msmtp's stdout is
     block-buffered, so its error line comes first; ours must read the same."""
-    if SYSTEM_RC.exists():
-        pytest.skip("an /etc/msmtprc exists on this machine; cases assume none")
     env = _materialize(case, tmp_path)
     args = [a.format(d=tmp_path) for a in case.args]
 
@@ -408,6 +413,9 @@ def test_same_interleaving_in_one_pipe(case: Case, tmp_path: Path, real_msmtp: s
                               stderr=subprocess.STDOUT, env=env, timeout=30, cwd=tmp_path)
         return proc.stdout, proc.returncode
 
-    real = run(["msmtp"], env)
-    ours = run(ours_command(), {**ours_env(env), "PYTHONUNBUFFERED": "1"})
+    with etc_lock():
+        if SYSTEM_RC.exists():
+            pytest.skip("an /etc/msmtprc exists on this machine; cases assume none")
+        real = run(["msmtp"], env)
+        ours = run(ours_command(), {**ours_env(env), "PYTHONUNBUFFERED": "1"})
     assert ours == real

@@ -11,16 +11,12 @@ user is rejected at RCPT (550).
 from __future__ import annotations
 
 import re
-import uuid
 
 import pytest
 
 from tests.conftest import ours_command
 from tests.servers.mailservers import MailServers, header, msmtprc, send, split_mail
-
-
-def _token() -> str:
-    return uuid.uuid4().hex
+from tests.servers.msmtp import new_token
 
 
 def _lmtp_config(mailservers: MailServers, directory, transport: str):
@@ -40,7 +36,7 @@ def _normalized(lines: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("transport", ["tcp", "socket", "socket-no-port"])
 def test_delivers(mailservers, tmp_path, transport) -> None:
-    tok = _token()
+    tok = new_token()
     cfg = _lmtp_config(mailservers, tmp_path, transport)
     body = b"Hello Dovecot\n.\n..dots\n"
     res = send(ours_command(), cfg, ["testuser@example.com", "alice@example.com"],
@@ -84,7 +80,7 @@ def test_recipient_fails_after_data(mailservers, tmp_path, real_msmtp, transport
     it and exits 69 (EX_UNAVAILABLE, also for the 4xx); testuser still gets the mail."""
     cfg = _lmtp_config(mailservers, tmp_path, transport)
     for name, command in (("real", [real_msmtp]), ("ours", ours_command())):
-        tok = _token()
+        tok = new_token()
         res = send(command, cfg, ["testuser@example.com", f"{user}@example.com"],
                    f"Subject: {tok}\n\npartly delivered\n".encode())
         assert (name, res.returncode, _normalized(res.stderr_lines(cfg))) == (
@@ -118,7 +114,7 @@ def test_unknown_user_rejected_at_rcpt(mailservers, tmp_path, real_msmtp, transp
                 " exist: nosuchuser@example.com",
                 "msmtp: could not send mail (account default from FILE)"]
     for name, command in (("real", [real_msmtp]), ("ours", ours_command())):
-        tok = _token()
+        tok = new_token()
         res = send(command, cfg, rcpts, f"Subject: {tok}\n\nnot delivered\n".encode())
         assert (name, res.returncode, res.stderr_lines(cfg)) == (name, 65, expected)
         assert mailservers.mail("testuser", lmtp=True, match=tok.encode()) == []

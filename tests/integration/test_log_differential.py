@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import socketserver
 import subprocess
 import threading
@@ -24,6 +23,7 @@ import pytest
 
 from msmtp_twisted.log import format_log_line, log_to_file
 from msmtp_twisted.sysexits import EX_DATAERR, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE
+from tests.servers.ports import free_port
 
 MAIL = b"Subject: log test\nTo: ok@example.org\n\nbody\n.leading dot\r\nend\n"
 PASSWORD = "hunter2-S3cr3t"
@@ -116,9 +116,7 @@ def unix_path(behaviour: Behaviour, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()  # nothing listens there
 
 
 def _mailsize(received: list[bytes]) -> int:

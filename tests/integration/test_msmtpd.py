@@ -31,6 +31,7 @@ import pytest
 
 from tests.conftest import ROOT, ours_command, ours_env, require
 from tests.servers.msmtp import REAL_MSMTP, run_msmtp, write_config
+from tests.servers.ports import free_port
 
 DEBIAN_MSMTPD = "/opt/msmtpd-root/usr/bin/msmtpd"
 OURS = [sys.executable, "-m", "msmtp_twisted.daemon"]
@@ -101,12 +102,6 @@ class Recorder:
                 return mails
             time.sleep(0.02)
         return self.mails()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Daemon:

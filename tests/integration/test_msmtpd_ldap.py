@@ -20,7 +20,8 @@ import pytest
 
 from msmtp_twisted.daemon.checkers import LDAPChecker
 from tests.conftest import require
-from tests.integration.test_msmtpd import OURS, Daemon, Recorder, converse, free_port
+from tests.integration.test_msmtpd import OURS, Daemon, Recorder, converse
+from tests.servers.ports import free_port
 from tests.servers.tlspki import PKI
 
 SLAPD = "/usr/sbin/slapd"

@@ -13,7 +13,6 @@ import email.utils
 import re
 import socket
 import time
-import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -28,15 +27,12 @@ from tests.servers.mailservers import (
     split_mail,
     without_volatile_headers,
 )
+from tests.servers.msmtp import new_token
 from tests.servers.proxy import DelayProxy
 
 UNKNOWN = "unknown-user@example.com"
 REJECTED_550 = ("msmtp: server message: 550 5.1.1 <unknown-user@example.com>: Recipient"
                 " address rejected: User unknown in virtual mailbox table")
-
-
-def _token() -> str:
-    return uuid.uuid4().hex
 
 
 def _names(mail: bytes) -> list[str]:
@@ -50,7 +46,7 @@ def cfg(mailservers: MailServers, tmp_path):
 
 
 def test_delivers_to_a_mailbox_with_the_headers_msmtp_adds(mailservers, cfg) -> None:
-    tok = _token()
+    tok = new_token()
     body = b"Hello Postfix,\n\nsecond paragraph\n"
     res = send(ours_command(), cfg, ["alice@example.com"],
                f"Subject: {tok}\nTo: alice@example.com\n\n".encode() + body)
@@ -74,7 +70,7 @@ def test_delivers_to_a_mailbox_with_the_headers_msmtp_adds(mailservers, cfg) -> 
 
 
 def test_multiple_recipients(mailservers, cfg) -> None:
-    tok = _token()
+    tok = new_token()
     since = mailservers.postfix_log_size()
     rcpts = ["alice@example.com", "bob@example.com", "carol@example.com",
              "someone@example.org"]
@@ -90,7 +86,7 @@ def test_multiple_recipients(mailservers, cfg) -> None:
 
 
 def test_read_recipients_from_headers(mailservers, cfg) -> None:
-    tok = _token()
+    tok = new_token()
     mail = (f"Subject: {tok}\n"
             "To: Alice <alice@example.com>,\n"
             "  \"Bob, B.\" <bob@example.com>\n"
@@ -106,7 +102,7 @@ def test_read_recipients_from_headers(mailservers, cfg) -> None:
 
 @pytest.mark.parametrize("how", ["-t", "command line"])
 def test_bcc_header_removed(mailservers, cfg, how) -> None:
-    tok = _token()
+    tok = new_token()
     mail = (f"Subject: {tok}\nTo: alice@example.com\n"
             "Bcc: bob@example.com,\n carol@example.com\nX-After: kept\n\nbcc body\n").encode()
     args = ["-t"] if how == "-t" else ["alice@example.com", "bob@example.com",
@@ -143,7 +139,7 @@ def test_rejected_recipient(mailservers, cfg, real_msmtp, rcpts) -> None:
 
 
 def test_dsn_success_report(mailservers, cfg) -> None:
-    tok = _token()
+    tok = new_token()
     res = send(ours_command(), cfg,
                ["--dsn-notify=success", "--dsn-return=hdrs", "-f", "sender@example.com",
                 "bob@example.com"],
@@ -195,7 +191,7 @@ def test_no_pipelining_when_not_advertised(mailservers, tmp_path, real_msmtp) ->
     """The port without PIPELINING in its EHLO reply: one command per round trip."""
     seen = {}
     for name, command in (("real", [real_msmtp]), ("ours", ours_command())):
-        tok = _token()
+        tok = new_token()
         with DelayProxy((mailservers.host, mailservers.nopipelining_port),
                         delay=0.01) as proxy:
             cfg = msmtprc(tmp_path, port=proxy.port)
@@ -269,7 +265,7 @@ BYTE_EXACT = {
 def test_delivered_byte_exact_as_real_msmtp(mailservers, cfg, real_msmtp, case) -> None:
     """The same input sent by msmtp 1.8.23 (to bob) and by ours (to carol) arrives
     equal, apart from the header lines that differ between any two deliveries."""
-    tok = _token()
+    tok = new_token()
     template = BYTE_EXACT[case].replace(b"@TOK@", tok.encode())
     sessions = []
     for command, rcpt in (([real_msmtp], "bob@example.com"),
@@ -290,7 +286,7 @@ def test_delivered_byte_exact_as_real_msmtp(mailservers, cfg, real_msmtp, case) 
 
 
 def test_five_megabytes(mailservers, cfg) -> None:
-    tok = _token()
+    tok = new_token()
     line = b"0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ .,;:!?\n"
     body = b"".join(b"%07d " % i + (b"." if i % 50 == 0 else b"") + line
                     for i in range(5 * 1024 * 1024 // (len(line) + 8)))
@@ -328,7 +324,7 @@ LOG_LINE = re.compile(
 
 
 def test_logfile_line(mailservers, tmp_path, real_msmtp) -> None:
-    tok = _token()
+    tok = new_token()
     mail = f"Subject: {tok}\n\nlogged\n".encode()
     found = {}
     for name, command, rcpt in (("real", [real_msmtp], "bob@example.com"),
@@ -356,7 +352,7 @@ def test_logfile_line(mailservers, tmp_path, real_msmtp) -> None:
 def test_ipv6(mailservers, tmp_path) -> None:
     if not mailservers.ipv6:
         pytest.skip("no ::1 on this host")
-    tok = _token()
+    tok = new_token()
     cfg = msmtprc(tmp_path, host="::1", port=mailservers.smtp_port)
     res = send(ours_command(), cfg, ["alice@example.com"], f"Subject: {tok}\n\nv6\n".encode())
     assert (res.returncode, res.stderr) == (0, "")

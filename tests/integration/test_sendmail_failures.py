@@ -18,14 +18,12 @@ every server listens on a kernel-chosen port or a unix socket under tmp_path.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import re
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +34,8 @@ import pytest
 from tests.conftest import ours_command, ours_env
 from tests.servers.base import ThreadedServer
 from tests.servers.hostile import CLIENT_MUST_FAIL, HOSTILE_MODES
-from tests.servers.msmtp import MsmtpResult, run_msmtp, write_config
+from tests.servers.msmtp import MsmtpResult, etc_lock, run_msmtp, write_config
+from tests.servers.ports import free_port
 from tests.servers.proxy import DelayProxy
 from tests.servers.recording import RecordingServer
 
@@ -123,18 +122,6 @@ class Pair:
             f"\nreal: {self.real}\nours: {self.ours}")
 
 
-#: test_differential_config.py holds this lock (exclusively) while it has written an
-#: /etc/msmtprc, which both programs would read
-ETC_LOCK = "/tmp/msmtp-twisted-etc.lock"
-
-
-@contextlib.contextmanager
-def _no_system_config() -> Iterator[None]:
-    with open(ETC_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_SH)
-        yield
-
-
 @pytest.fixture
 def run_both(real_msmtp: str, tmp_path: Path) -> Callable[..., Pair]:
     """``run_both(make_server, args, input=..., **settings)``: call ``make_server()``
@@ -156,7 +143,7 @@ def run_both(real_msmtp: str, tmp_path: Path) -> Callable[..., Pair]:
             return run_msmtp(command, configs[i], args, input=input, timeout=RUN_TIMEOUT,
                              env=env, home=home)
 
-        with _no_system_config(), ThreadPoolExecutor(2) as pool:
+        with ThreadPoolExecutor(2) as pool:
             real_res, ours_res = pool.map(one, range(2))
         return Pair(_outcome(real_res, servers[0]), _outcome(ours_res, servers[1]), *servers)
 
@@ -311,14 +298,8 @@ def test_hostile_server_race(run_both, hostile_server, mode, options, input, all
 
 # -- connection failures --------------------------------------------------------------------
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_connection_refused(run_both):
-    port = _closed_port()
+    port = free_port()  # nothing listens there
     pair = run_both(lambda: ("127.0.0.1", port), ONE, timeout=2)
     assert pair.real.rc == 75, pair.real
     assert pair.real.stderr == [
@@ -450,7 +431,7 @@ def _ours_max_rss(server: Any, tmp_path: Path, name: str) -> tuple[int, int]:
     """Run ours against ``server``: (exit code, peak RSS in KiB)."""
     config = write_config(tmp_path, server, name=name, timeout=2)
     env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": str(tmp_path), **ours_env({})}
-    with _no_system_config():
+    with etc_lock():
         proc = subprocess.run([sys.executable, "-c", MEASURE, *ours_command(), "-C",
                                str(config), *ONE], env=env, input=MAIL, capture_output=True,
                               timeout=RUN_TIMEOUT)

@@ -3,11 +3,10 @@ codes identical to msmtp 1.8.23."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from tests.conftest import ours_command, ours_env
+from tests.servers.msmtp import REAL_MSMTP, run_msmtp
 from tests.servers.recording import RecordingServer
 
 FULL = ["PIPELINING", "SIZE 52428800", "ETRN", "DSN", "STARTTLS",
@@ -36,9 +35,7 @@ def _run(command, env, options, args, tmp_path, label):
         extra = "protocol lmtp\n" if options.get("protocol") == "lmtp" else ""
         rc.write_text(f"account default\nhost 127.0.0.1\nport {server.port}\n{extra}")
         rc.chmod(0o600)
-        proc = subprocess.run([*command, "-C", str(rc), *args], capture_output=True, text=True,
-                              timeout=30, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-                                               "LC_ALL": "C", **env})
+        proc = run_msmtp(command, rc, args, input=b"", timeout=30, env=env, home=tmp_path)
         server.wait_idle()
         commands = list(server.commands)
     def norm(text: str) -> str:
@@ -51,7 +48,7 @@ def _run(command, env, options, args, tmp_path, label):
                          ids=["serverinfo", "rmqs", "debug-serverinfo"])
 def test_same_as_msmtp(scenario, args, tmp_path, real_msmtp) -> None:
     options = SCENARIOS[scenario]
-    real = _run(["/usr/bin/msmtp"], {}, options, args, tmp_path, "real")
+    real = _run([REAL_MSMTP], {}, options, args, tmp_path, "real")
     ours = _run(ours_command(), ours_env({}), options, args, tmp_path, "ours")
     assert ours == real
 

@@ -14,24 +14,26 @@ import re
 import socket
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, ours_command, ours_env
 from tests.servers.mailservers import MailServers, msmtprc, send
+from tests.servers.msmtp import REAL_MSMTP, new_token
+from tests.servers.ports import free_port
 from tests.servers.socksproxy import SocksProxy, Step, reply
 
 pytestmark = pytest.mark.timeout(60)
 
-REAL = ["/usr/bin/msmtp"]
+REAL = [REAL_MSMTP]
 CLIENTS = (("real", REAL), ("ours", ours_command()))
+
+
+@pytest.fixture(autouse=True)
+def _needs_reference(real_msmtp: str) -> None:
+    """Nearly every test here runs msmtp 1.8.23 too (CLIENTS): without it, they skip."""
 FAILED = "msmtp: could not send mail (account default from CFG)"
-
-
-def _token() -> str:
-    return uuid.uuid4().hex
 
 
 def _mail(token: str) -> bytes:
@@ -62,12 +64,6 @@ def _microsocks(servers: MailServers) -> int:
     return servers.socks_port
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _normalized_debug(text: str) -> str:
     text = re.sub(r"(?m)^(--> (?:Date|Message-ID): ).*$", r"\1<masked>", text)
     text = re.sub(r"queued as [0-9A-F]+", "queued as QID", text)
@@ -81,7 +77,7 @@ def _normalized_debug(text: str) -> str:
 @pytest.mark.parametrize("case", ["plain", "starttls", "smtps-auth"])
 def test_delivers_through_microsocks(mailservers, tmp_path, case) -> None:
     socks = _microsocks(mailservers)
-    token = _token()
+    token = new_token()
     settings: dict[str, object] = {
         "plain": {"port": mailservers.smtp_notls_port},
         # the certificate is checked against the TARGET's name (localhost), not the proxy's
@@ -107,7 +103,7 @@ def test_delivers_through_microsocks(mailservers, tmp_path, case) -> None:
 
 def test_debug_output_like_msmtp(mailservers, tmp_path) -> None:
     socks = _microsocks(mailservers)
-    token = _token()
+    token = new_token()
     out = _both(tmp_path, ["-d", "alice@example.com"], _mail(token), host="localhost",
                 port=mailservers.smtp_port, tls=True, tls_trust_file=mailservers.ca_file,
                 proxy_host="127.0.0.1", proxy_port=socks)
@@ -138,7 +134,7 @@ def test_serverinfo_through_microsocks(mailservers, tmp_path, tls) -> None:
 
 def test_microsocks_refuses_dead_target(mailservers, tmp_path) -> None:
     socks = _microsocks(mailservers)
-    out = _both(tmp_path, ["alice@example.com"], _mail(_token()),
+    out = _both(tmp_path, ["alice@example.com"], _mail(new_token()),
                 port=mailservers.dead_port, proxy_host="127.0.0.1", proxy_port=socks,
                 timeout=10)
     assert out["ours"] == out["real"]
@@ -149,7 +145,7 @@ def test_microsocks_refuses_dead_target(mailservers, tmp_path) -> None:
 def test_microsocks_with_authentication_is_unexpected(mailservers, tmp_path) -> None:
     # msmtp offers only "no authentication"; microsocks -u/-P answers 05 FF
     _microsocks(mailservers)
-    out = _both(tmp_path, ["alice@example.com"], _mail(_token()),
+    out = _both(tmp_path, ["alice@example.com"], _mail(new_token()),
                 port=mailservers.smtp_notls_port, proxy_host="127.0.0.1",
                 proxy_port=mailservers.socks_auth_port, timeout=10)
     assert out["ours"] == out["real"]
@@ -159,11 +155,11 @@ def test_microsocks_with_authentication_is_unexpected(mailservers, tmp_path) -> 
 
 def test_socket_overrides_proxy(mailservers, tmp_path) -> None:
     # msmtp ignores host and proxy for an account with "socket"
-    token = _token()
+    token = new_token()
     # (msmtp 1.8.23 wants a port for LMTP even with a socket)
     out = _both(tmp_path, ["testuser@example.com"], _mail(token), host=None,
                 port=mailservers.lmtp_port, protocol="lmtp", socket=mailservers.lmtp_socket,
-                proxy_host="127.0.0.1", proxy_port=_free_port())
+                proxy_host="127.0.0.1", proxy_port=free_port())
     assert out["ours"] == out["real"] == (0, "", "")
     mailservers.wait_for_mail("testuser", match=token.encode(), count=2, lmtp=True)
 
@@ -172,8 +168,8 @@ def test_socket_overrides_proxy(mailservers, tmp_path) -> None:
 
 
 def test_proxy_down_names_the_proxy(tmp_path) -> None:
-    port = _free_port()
-    out = _both(tmp_path, ["alice@example.com"], _mail(_token()), host="mail.example.org",
+    port = free_port()
+    out = _both(tmp_path, ["alice@example.com"], _mail(new_token()), host="mail.example.org",
                 port=25, proxy_host="127.0.0.1", proxy_port=port, timeout=5)
     assert out["ours"] == out["real"]
     assert out["ours"][0] == 75
@@ -185,14 +181,14 @@ def test_default_proxy_port_is_1080(tmp_path) -> None:
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", 1080)) == 0:
             pytest.skip("something listens on 127.0.0.1:1080")
-    out = _both(tmp_path, ["--proxy-host=127.0.0.1", "alice@example.com"], _mail(_token()),
+    out = _both(tmp_path, ["--proxy-host=127.0.0.1", "alice@example.com"], _mail(new_token()),
                 host="mail.example.org", port=25, timeout=5)
     assert out["ours"] == out["real"]
     assert out["ours"][2].startswith("msmtp: cannot connect to 127.0.0.1, port 1080: ")
 
 
 def test_request_is_the_name_as_written(mailservers, tmp_path) -> None:
-    token = _token()
+    token = new_token()
     with SocksProxy(names={"Mail.Example.ORG": ("127.0.0.1", mailservers.smtp_notls_port)}
                     ) as proxy:
         out = _both(tmp_path, ["alice@example.com"], _mail(token), host="Mail.Example.ORG",
@@ -212,7 +208,7 @@ def test_implicit_tls_checks_the_target_name(mailservers, tmp_path) -> None:
     # verification is against the target name, as msmtp does it
     names = {"mail.example.org": ("127.0.0.1", mailservers.smtps_port)}
     with SocksProxy(names=names) as proxy:
-        out = _both(tmp_path, ["alice@example.com"], _mail(_token()), host="mail.example.org",
+        out = _both(tmp_path, ["alice@example.com"], _mail(new_token()), host="mail.example.org",
                     port=465, tls=True, tls_starttls=False,
                     tls_trust_file=mailservers.ca_file, proxy_host="localhost",
                     proxy_port=proxy.port, timeout=10)
@@ -232,7 +228,7 @@ MSMTP_TEXTS = {1: "general server failure", 2: "connection not allowed",
 @pytest.mark.parametrize("status", list(MSMTP_TEXTS))
 def test_failure_status_like_msmtp(tmp_path, status) -> None:
     with SocksProxy(connect=reply(status)) as proxy:
-        out = _both(tmp_path, ["alice@example.com"], _mail(_token()), host="mail.example.org",
+        out = _both(tmp_path, ["alice@example.com"], _mail(new_token()), host="mail.example.org",
                     port=25, proxy_host="127.0.0.1", proxy_port=proxy.port, timeout=5)
     assert out["ours"] == out["real"]
     assert out["ours"] == (69, "", f"msmtp: proxy failure: {MSMTP_TEXTS[status]}\n{FAILED}\n")
@@ -244,7 +240,7 @@ def test_proxy_failure_with_tls_like_msmtp(tmp_path, tls, script) -> None:
     # a proxy failure stays one (not a TLS error), with either kind of TLS
     step = {"refused": reply(2), "silent": Step(b"", "hang")}[script]
     with SocksProxy(connect=step) as proxy:
-        out = _both(tmp_path, ["alice@example.com"], _mail(_token()), host="mail.example.org",
+        out = _both(tmp_path, ["alice@example.com"], _mail(new_token()), host="mail.example.org",
                     port=25, tls=True, tls_starttls=tls == "starttls", tls_trust_file="system",
                     proxy_host="127.0.0.1", proxy_port=proxy.port, timeout=1)
     message = {"refused": "proxy failure: connection not allowed",
@@ -277,7 +273,7 @@ HOSTILE = {
 def test_hostile_proxy_like_msmtp(tmp_path, case) -> None:
     script, code, message = HOSTILE[case]
     with SocksProxy(**script) as proxy:
-        out = _both(tmp_path, ["alice@example.com"], _mail(_token()), host="mail.example.org",
+        out = _both(tmp_path, ["alice@example.com"], _mail(new_token()), host="mail.example.org",
                     port=25, proxy_host="127.0.0.1", proxy_port=proxy.port, timeout=5)
     assert out["ours"] == out["real"]
     assert out["ours"] == (code, "", f"msmtp: {message}\n{FAILED}\n")
@@ -285,7 +281,7 @@ def test_hostile_proxy_like_msmtp(tmp_path, case) -> None:
 
 def test_host_name_too_long(tmp_path) -> None:
     with SocksProxy() as proxy:
-        out = _both(tmp_path, ["alice@example.com"], _mail(_token()), host="h" * 256,
+        out = _both(tmp_path, ["alice@example.com"], _mail(new_token()), host="h" * 256,
                     port=25, proxy_host="127.0.0.1", proxy_port=proxy.port, timeout=5)
         proxy.wait_idle(timeout=10)
     assert out["ours"] == out["real"]
@@ -304,7 +300,7 @@ def test_silent_proxy_times_out(tmp_path, where) -> None:
             directory.mkdir()
             cfg = msmtprc(directory, host="mail.example.org", port=25,
                           proxy_host="127.0.0.1", proxy_port=proxy.port, timeout=1)
-            res = send(command, cfg, ["alice@example.com"], _mail(_token()), timeout=20)
+            res = send(command, cfg, ["alice@example.com"], _mail(new_token()), timeout=20)
             times[label] = res.seconds
             out[label] = (res.returncode, res.stderr.replace(str(cfg), "CFG"))
     assert out["ours"] == out["real"] == (
@@ -318,7 +314,7 @@ def test_bound_address_types_and_coalesced_greeting(mailservers, tmp_path) -> No
     # greeting in the same segment as the reply: all fine for both
     target = {"mail.example.org": ("127.0.0.1", mailservers.smtp_notls_port)}
     for relay_reply in (reply(0, 4, "::1", 1), reply(0, 3, "relay.example", 65535)):
-        token = _token()
+        token = new_token()
         with SocksProxy(names=target, relay_reply=relay_reply) as proxy:
             out = _both(tmp_path / token, ["alice@example.com"], _mail(token),
                         host="mail.example.org", port=25, proxy_host="127.0.0.1",
@@ -342,7 +338,7 @@ def test_reply_and_greeting_in_one_segment(tmp_path) -> None:
 def test_split_replies_ours_waits_msmtp_does_not(mailservers, tmp_path) -> None:
     """A difference on purpose: msmtp reads each part of the negotiation with one
     recv() and fails on a short read; we wait for the rest (bounded by timeout)."""
-    token = _token()
+    token = new_token()
     target = {"mail.example.org": ("127.0.0.1", mailservers.smtp_notls_port)}
     with SocksProxy(names=target, method=Step(b"\x05\x00", chunk=1, gap=0.2),
                     relay_reply=Step(reply(0, 1, "127.0.0.1", 25), chunk=1, gap=0.05)) as proxy:
@@ -357,7 +353,7 @@ def test_split_replies_ours_waits_msmtp_does_not(mailservers, tmp_path) -> None:
 
 
 def test_api_send_mail_through_proxy(mailservers, tmp_path) -> None:
-    token = _token()
+    token = new_token()
     script = f"""
 import sys
 from twisted.internet import reactor

@@ -4,12 +4,12 @@ source address that cannot be bound fails as msmtp fails (exit 71)."""
 from __future__ import annotations
 
 import socket
-import subprocess
 import threading
 
 import pytest
 
 from tests.conftest import ours_command, ours_env
+from tests.servers.msmtp import REAL_MSMTP, run_msmtp
 
 
 def _peer_of_one_connection(listener: socket.socket, peers: list[str]) -> None:
@@ -23,9 +23,8 @@ def _peer_of_one_connection(listener: socket.socket, peers: list[str]) -> None:
 
 
 def _run(command, env, rc, tmp_path):
-    return subprocess.run([*command, "-C", str(rc), "a@example.org"], input=b"Subject: s\n\nb\n",
-                          capture_output=True, timeout=30,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env})
+    return run_msmtp(command, rc, ["a@example.org"], input=b"Subject: s\n\nb\n", timeout=30,
+                     env=env, home=tmp_path)
 
 
 @pytest.mark.parametrize("who", ["real", "ours"])
@@ -40,13 +39,13 @@ def test_connection_comes_from_source_ip(who, tmp_path, real_msmtp) -> None:
     rc.write_text(f"account default\nhost 127.0.0.1\nport {listener.getsockname()[1]}\n"
                   "from a@example.com\nsource_ip 127.0.0.2\ntimeout 5\n")
     rc.chmod(0o600)
-    command, env = (["/usr/bin/msmtp"], {}) if who == "real" else (ours_command(), ours_env({}))
+    command, env = ([REAL_MSMTP], {}) if who == "real" else (ours_command(), ours_env({}))
     proc = _run(command, env, rc, tmp_path)
     thread.join(timeout=15)
     listener.close()
     assert peers == ["127.0.0.2"]
     assert proc.returncode == 76
-    assert b"the server sent an empty reply" in proc.stderr
+    assert "the server sent an empty reply" in proc.stderr
 
 
 def test_unbindable_source_ip_same_as_msmtp(tmp_path, real_msmtp) -> None:
@@ -56,7 +55,7 @@ def test_unbindable_source_ip_same_as_msmtp(tmp_path, real_msmtp) -> None:
     rc.write_text("account default\nhost 127.0.0.1\nport 9\nfrom a@example.com\n"
                   "source_ip 192.0.2.1\n")
     rc.chmod(0o600)
-    real = _run(["/usr/bin/msmtp"], {}, rc, tmp_path)
+    real = _run([REAL_MSMTP], {}, rc, tmp_path)
     ours = _run(ours_command(), ours_env({}), rc, tmp_path)
     assert real.returncode == 71
     assert (ours.returncode, ours.stderr) == (real.returncode, real.stderr)

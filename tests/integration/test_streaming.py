@@ -9,12 +9,11 @@ import sys
 import time
 
 from tests.conftest import ROOT, ours_env
+from tests.servers.ports import free_port
 
 
 def _start_sink(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "sink.py"), str(port)])
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

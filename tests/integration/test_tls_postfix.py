@@ -12,22 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 
 import pytest
 
 from tests.conftest import ours_command
 from tests.servers.mailservers import MailServers, header, msmtprc, send
+from tests.servers.msmtp import new_token
 from tests.servers.tlspki import PKI
 
 pytestmark = pytest.mark.timeout(120)
 
 REAL = ["/usr/bin/msmtp"]
 FAILED = "msmtp: could not send mail (account default from {})"
-
-
-def _token() -> str:
-    return uuid.uuid4().hex
 
 
 def _mail(token: str) -> bytes:
@@ -67,7 +63,7 @@ def _mask(text: str) -> str:
 
 
 def test_starttls_delivers_verified(mailservers, tmp_path) -> None:
-    token = _token()
+    token = new_token()
     real, ours = _both(mailservers, tmp_path, mailservers.smtp_port, ["alice@example.com"],
                        _mail(token), tls_trust_file=mailservers.ca_file)
     assert ours == real == (0, "", "")
@@ -77,7 +73,7 @@ def test_starttls_delivers_verified(mailservers, tmp_path) -> None:
 
 
 def test_starttls_tls1_2(mailservers, tmp_path) -> None:
-    token = _token()
+    token = new_token()
     real, ours = _both(mailservers, tmp_path, mailservers.smtp_port, ["alice@example.com"],
                        _mail(token), tls_trust_file=mailservers.ca_file,
                        tls_priorities="NORMAL:-VERS-TLS1.3")
@@ -88,7 +84,7 @@ def test_starttls_tls1_2(mailservers, tmp_path) -> None:
 
 @pytest.mark.parametrize("algorithm", ["sha256", "sha1", "md5"])
 def test_fingerprint_instead_of_trust(mailservers, tmp_path, algorithm) -> None:
-    token = _token()
+    token = new_token()
     real, ours = _both(mailservers, tmp_path, mailservers.smtp_port, ["alice@example.com"],
                        _mail(token),
                        tls_fingerprint=_server_fingerprint(mailservers, algorithm))
@@ -105,7 +101,7 @@ def test_verification_failures_send_nothing(mailservers, tmp_path, case) -> None
                        "tls_host_override": "mail.example.org"},
         "wrong-fingerprint": {"tls_fingerprint": "AB:" * 31 + "CD"},
     }[case]
-    token = _token()
+    token = new_token()
     since = mailservers.postfix_log_size()
     real, ours = _both(mailservers, tmp_path, mailservers.smtp_port, ["alice@example.com"],
                        _mail(token), **settings)
@@ -131,7 +127,7 @@ def test_implicit_tls_serverinfo(mailservers, tmp_path) -> None:
 def test_implicit_tls_without_auth_is_refused_like_msmtp(mailservers, tmp_path) -> None:
     """The SMTPS port wants AUTH (not there yet): same refusal as msmtp, over TLS."""
     real, ours = _both(mailservers, tmp_path, mailservers.smtps_port, ["alice@example.com"],
-                       _mail(_token()), tls_trust_file=mailservers.ca_file, tls_starttls=False)
+                       _mail(new_token()), tls_trust_file=mailservers.ca_file, tls_starttls=False)
     assert ours == real
     assert ours[0] != 0
 
@@ -139,13 +135,13 @@ def test_implicit_tls_without_auth_is_refused_like_msmtp(mailservers, tmp_path) 
 def test_implicit_tls_unknown_ca(mailservers, tmp_path) -> None:
     other_ca = PKI(tmp_path / "pki").ca("Not Postfix's CA")
     real, ours = _both(mailservers, tmp_path, mailservers.smtps_port, ["alice@example.com"],
-                       _mail(_token()), tls_trust_file=other_ca.cert, tls_starttls=False)
+                       _mail(new_token()), tls_trust_file=other_ca.cert, tls_starttls=False)
     assert ours == real
     assert ours[0] == 69
 
 
 def test_client_certificate_verified_by_postfix(mailservers, tmp_path) -> None:
-    token = _token()
+    token = new_token()
     real, ours = _both(mailservers, tmp_path, mailservers.ccert_required_port,
                        ["alice@example.com"], _mail(token), tls_trust_file=mailservers.ca_file,
                        tls_cert_file=mailservers.client_cert, tls_key_file=mailservers.client_key)
@@ -163,7 +159,7 @@ def test_client_certificate_refused(mailservers, tmp_path, which) -> None:
     if which == "rogue":
         settings.update(tls_cert_file=mailservers.rogue_client_cert,
                         tls_key_file=mailservers.rogue_client_key)
-    token = _token()
+    token = new_token()
     real, ours = _both(mailservers, tmp_path, mailservers.ccert_required_port,
                        ["alice@example.com"], _mail(token), **settings)
     assert ours == real
@@ -177,7 +173,7 @@ def test_optional_client_certificate(mailservers, tmp_path, with_cert) -> None:
     if with_cert:
         settings.update(tls_cert_file=mailservers.client_cert,
                         tls_key_file=mailservers.client_key)
-    token = _token()
+    token = new_token()
     # a domain Postfix relays only for trusted clients
     real, ours = _both(mailservers, tmp_path, mailservers.ccert_optional_port,
                        ["someone@relay.invalid"], _mail(token), **settings)

@@ -1,6 +1,6 @@
 """Choosing ports on 127.0.0.1 for the servers the tests start (Postfix + Dovecot, Exim,
 the Kerberos setup): a block of consecutive free ports, or the one an environment
-variable names."""
+variable names; or one free port for a server started in another process (msmtpd)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ import socket
 
 import pytest
 
-__all__ = ["choose_port_block", "port_free"]
+__all__ = ["choose_port_block", "free_port", "port_free"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for a server started in another
+    process, which binds it itself)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def port_free(port: int, *, reuse: bool = True, udp: bool = False) -> bool:

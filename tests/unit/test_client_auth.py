@@ -11,6 +11,7 @@ import hmac
 import pytest
 
 from msmtp_twisted import sysexits
+from msmtp_twisted.auth import optional
 from msmtp_twisted.auth.mechanisms import MECHANISMS as BUILTIN
 from msmtp_twisted.smtp.client import (
     CHANNEL_BINDING,
@@ -252,11 +253,25 @@ def test_no_user():
     ("NTLM", AuthRequest("ntlm", "u", "p", tls=True, supported=BUILTIN), 70,
      "authentication method NTLM is not available"),
 ])
-def test_choice_errors(offered, request_, exitcode, message):
+def test_choice_errors(offered, request_, exitcode, message, monkeypatch):
+    # the optional packages count as installed (supported=BUILTIN leaves them out), so
+    # the result does not depend on the extras this test run has
+    monkeypatch.setattr(optional, "availability", lambda: dict.fromkeys(optional.PACKAGES))
     failure = Drive(script()).fails(authenticate(caps(offered), request_))
     assert (failure.exitcode, failure.message) == (exitcode, message)
     # only a server without AUTH at all gets a QUIT, as in msmtp
     assert failure.quit == (offered is None)
+
+
+@pytest.mark.parametrize(("mech", "package"), [("GSSAPI", "gssapi"), ("NTLM", "pyspnego")])
+def test_choice_error_names_a_missing_package(mech, package, monkeypatch):
+    monkeypatch.setattr(optional, "availability", lambda: {
+        m: f"needs the Python package {p[1]}" for m, p in optional.PACKAGES.items()})
+    failure = Drive(script()).fails(authenticate(
+        caps(mech), AuthRequest(mech.lower(), "u", "p", tls=True, supported=BUILTIN)))
+    assert (failure.exitcode, failure.message) == (
+        70, f"authentication method {mech} is not available "
+            f"(needs the Python package {package})")
 
 
 def test_optional_auth_skipped_when_not_offered():

@@ -13,8 +13,6 @@ import ctypes
 import ctypes.util
 import io
 import os
-import subprocess
-from pathlib import Path
 
 import pytest
 from hypothesis import assume, given, settings
@@ -32,43 +30,6 @@ from msmtp_twisted.config.parser import (
 )
 from msmtp_twisted.getopt import GetoptError, _find_long
 from msmtp_twisted.message.headers import HeaderScanner
-
-#: the reference msmtp 1.8.23 (not our console script, which may be on PATH too)
-MSMTP = os.environ.get("MSMTP_REFERENCE", "/usr/bin/msmtp")
-
-
-def _reference_version() -> str:
-    try:
-        proc = subprocess.run([MSMTP, "--version"], capture_output=True, timeout=30)
-    except OSError:
-        return ""
-    return proc.stdout.decode(errors="replace").partition("\n")[0]
-
-
-#: tests/integration writes /etc/msmtprc for some cases while holding this lock
-#: exclusively; runs of the reference msmtp hold it shared so they never see it.
-SYSTEM_RC_LOCK = "/tmp/msmtp-twisted-etc.lock"
-
-
-@contextlib.contextmanager
-def without_system_rc():
-    import fcntl
-
-    with open(SYSTEM_RC_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_SH)
-        try:
-            if os.path.exists("/etc/msmtprc"):
-                pytest.skip("an /etc/msmtprc exists on this machine; msmtp would read it")
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-@pytest.fixture(scope="module")
-def reference() -> str:
-    if not _reference_version().startswith("msmtp version 1.8.23"):
-        pytest.skip(f"needs msmtp 1.8.23 at {MSMTP}")
-    return MSMTP
 
 EXIT_CODES = {0} | set(range(64, 79))
 
@@ -200,86 +161,6 @@ def _fgets_chunks(data: bytes, size: int = 500):
         end = nl + 1 if nl >= 0 else min(pos + size, len(data))
         yield data[pos:end]
         pos = end
-
-
-# --------------------------------------------------------------------------
-# (a') the same configuration errors as msmtp 1.8.23
-
-
-def _c_dsn_notify_ok(arg: str) -> bool:
-    """msmtp 1.8.23's check_dsn_notify_arg (plus "off")."""
-    if arg in ("off", "never"):
-        return True
-    count = length = 0
-    for word in ("failure", "delay", "success"):
-        if word in arg:
-            count += 1
-            length += len(word)
-    if count == 0 or len(arg) != length + count - 1:
-        return False
-    if count == 2 and "," not in arg:
-        return False
-    if count == 3 and arg.count(",") < 2:
-        return False
-    return True
-
-
-def _known_config_difference(data: bytes) -> bool:
-    """Lines where we differ from 1.8.23 on purpose (docs/differences.md)."""
-    try:
-        lines = list(iter_lines(data))
-    except ConfigError:
-        return False
-    for line in lines:
-        parts = split_line(line)
-        if parts is None:
-            continue
-        cmd, arg = parts
-        if cmd in NEW_COMMANDS or cmd in UNSAFE_COMMANDS:
-            return True
-        if cmd == "auth" and arg.endswith("-plus"):
-            return True
-        if cmd == "dsn_notify" and _c_dsn_notify_ok(arg):
-            return True  # we refuse e.g. "failuredelay," (docs/differences.md)
-    return False
-
-
-def _sanitize(text: str) -> str:
-    """msmtp's sanitize_string in the C locale: control characters become '?'."""
-    return "".join("?" if ord(c) < 32 or ord(c) == 127 else c for c in text)
-
-
-@pytest.fixture(scope="module")
-def rc_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("rc")
-
-
-@settings(max_examples=200, deadline=None)
-@given(config_file(commands=tuple(SAFE_COMMANDS + ["account", "defaults"])))
-def test_config_errors_match_msmtp(reference, rc_dir, data: bytes) -> None:
-    assume(b"eval" not in data)
-    assume(not _known_config_difference(data))
-    directory = rc_dir
-    path = directory / "rc"
-    path.write_bytes(data)
-    path.chmod(0o600)
-    with without_system_rc():
-        proc = subprocess.run(
-            [reference, "-C", str(path), "-P", "--", "x@y"],
-            capture_output=True, env={"HOME": str(directory), "LC_ALL": "C"},
-            stdin=subprocess.DEVNULL, timeout=30,
-        )
-    prefix = f"msmtp: {path}: ".encode()
-    c_error = None
-    if proc.stderr.startswith(prefix) and proc.returncode in (74, 78):
-        c_error = proc.stderr[len(prefix):].rstrip(b"\n").decode("utf-8", "surrogateescape")
-    try:
-        parse_config(data, str(path))
-        ours = None
-    except ConfigError as e:
-        ours = _sanitize(e.message)
-        assert e.exitcode == proc.returncode
-    assert ours == c_error, proc.stderr
 
 
 # --------------------------------------------------------------------------
@@ -426,62 +307,6 @@ def test_main_property(sandbox) -> None:
         assert code in EXIT_CODES
         if code != 0:
             assert err, "a failing exit status comes with a message"
-
-    check()
-
-
-# --------------------------------------------------------------------------
-# (c') msmtp -P ... prints exactly what msmtp 1.8.23 prints
-
-
-def _known_cli_difference(args: list[str]) -> bool:
-    """Options whose output differs on purpose (docs/differences.md)."""
-    options = [a for a in args[: args.index("--")] if a.startswith("--")] if "--" in args else [
-        a for a in args if a.startswith("--")]
-    if any(len(a.split("=")[0]) > 6 and "--set-to-header".startswith(a.split("=")[0])
-           for a in options):
-        return True  # 1.8.23 does not know --set-to-header (newer than it)
-    try:
-        conf = cli.parse_command_line(args)
-    except cli.UsageError as e:
-        if "--set-to-header" in e.message:
-            return True  # newer than 1.8.23 (docs/differences.md)
-        prefix, suffix = "invalid argument ", " for --dsn-notify"
-        if e.message.startswith(prefix) and e.message.endswith(suffix):
-            # we refuse e.g. "failuredelay," (docs/differences.md)
-            return _c_dsn_notify_ok(e.message[len(prefix) : -len(suffix)])
-        return False
-    acc = conf.account
-    return bool(
-        conf.print_version
-        or conf.print_help
-        or {"from_full_name", "set_to_header", "set_msgid_header"} & acc.mask
-        or (acc.auth_mech or "").endswith("-PLUS")
-    )
-
-
-def test_pretend_matches_msmtp(reference, sandbox) -> None:
-    env = {"HOME": sandbox["home"], "LC_ALL": "C", "PATH": "/usr/bin:/bin"}
-
-    @settings(max_examples=200, deadline=None)
-    @given(
-        st.sampled_from([["-P"], ["-P", "-t"], ["-P", "--read-envelope-from"]]),
-        # not "lmtp": an LMTP socket account needs no port here (docs/differences.md)
-        config_option(sandbox, ("good", "tls", "broken", "aliases", "empty")),
-        argument_list,
-        st.sampled_from([b"To: a@b, root\nFrom: F <f@x>\n\nbody", b"From: \n\n", b"",
-                         b"Resent-To: r@x\nTo: t@x\n\n"]),
-    )
-    def check(mode: list[str], conf: list[str], args: list[str], stdin: bytes) -> None:
-        argv = [*mode, *conf, *args]
-        assume(not _known_cli_difference(argv))
-        with without_system_rc():  # both read /etc/msmtprc
-            proc = subprocess.run(
-                ["msmtp", *argv], executable=reference, input=stdin, capture_output=True,
-                env=env, timeout=30,
-            )
-            ours = run_main(["msmtp", *argv], stdin, env)
-        assert ours == (proc.returncode, proc.stdout, proc.stderr)
 
     check()
 

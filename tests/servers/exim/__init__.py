@@ -20,7 +20,7 @@ The session-scoped fixture ``exim_server`` starts it once (about 0.3 s) and yiel
 :class:`EximServer`.  Register it in a conftest.py (or a test module) with
 ``from tests.servers.exim import exim_server  # noqa: F401``.
 
-Exim's Debian package conflicts with postfix, so .ci/run unpacks exim4-daemon-light
+Exim's Debian package conflicts with postfix, so ./scripts/test unpacks exim4-daemon-light
 and exim4-base into /opt/exim4-root (``$MSMTP_TEST_EXIM_ROOT`` overrides that) and
 creates the system user Debian-exim; see start.sh.  Without them (or without root)
 the tests skip on a developer box and fail when ``CI=true``.
@@ -63,11 +63,11 @@ DEFAULT_BASE_PORT = 21125
 #: start.sh uses the ports BASE (STARTTLS) and BASE+1 (implicit TLS)
 PORT_BLOCK = 2
 
-#: how .ci/run installs Exim (for the skip/fail messages)
-INSTALL_HINT = (
-    "apt-get install libdb5.3 libgnutls-dane0 libidn12 libnsl2 libpcre2-8-0; apt-get download"
-    " exim4-daemon-light exim4-base; dpkg-deb -x each into /opt/exim4-root; adduser"
-    " --system --group --no-create-home --allow-bad-names Debian-exim")
+#: how ./scripts/test (scripts/_system.sh) installs Exim (for the skip/fail messages)
+INSTALL_HINT = ("run ./scripts/test as root, or by hand: apt-get install libdb5.3"
+                " libgnutls-dane0 libidn12 libnsl2 libpcre2-8-0; apt-get download"
+                " exim4-daemon-light exim4-base; dpkg-deb -x each into /opt/exim4-root; adduser"
+                " --system --group --no-create-home --allow-bad-names Debian-exim")
 
 
 @dataclass

@@ -5,7 +5,7 @@
 # file; stop.sh DIR stops it again.
 #
 # Installs nothing.  Exim's package conflicts with postfix (both provide
-# mail-transport-agent), so .ci/run unpacks it instead:
+# mail-transport-agent), so ./scripts/test (scripts/_system.sh) unpacks it instead:
 #   apt-get install libc6 libcrypt1 libdb5.3 libgnutls-dane0 libgnutls30 libidn12 \
 #     libidn2-0 libnsl2 libpcre2-8-0                   # exim4-daemon-light's Depends
 #   apt-get download exim4-daemon-light exim4-base

@@ -17,7 +17,7 @@ tests/integration/conftest.py registers it; elsewhere, import it into a conftest
         [mail] = mailservers.wait_for_mail("alice", match=b"Subject: t1")
 
 It needs root and the Debian packages postfix, dovecot-core, dovecot-lmtpd and openssl
-(``.ci/run`` installs them): without them tests skip on a developer box and fail when
+(``./scripts/test`` installs them as root): without them tests skip on a developer box and fail when
 ``CI=true`` (see ``tests.conftest.require``).
 
 The base port is ``$MSMTP_TEST_MAILSERVERS_PORT`` when set (it must be free), else the

@@ -4,7 +4,7 @@
 # unix socket) and, when installed, microsocks (SOCKS5).  Used by the pytest fixture in
 # __init__.py beside this file; stop.sh DIR stops everything again.
 #
-# Installs nothing.  Debian 12 packages (.ci/run installs them):
+# Installs nothing.  Debian 12 packages (./scripts/test installs them as root):
 #   postfix dovecot-core dovecot-lmtpd openssl [microsocks]
 # with the debconf answers
 #   postfix postfix/main_mailer_type select No configuration
@@ -23,7 +23,7 @@
 #   BASE+0   Postfix SMTP: STARTTLS offered, AUTH only after STARTTLS, no auth needed
 #            for local domains (also on [::1] when the host has IPv6)
 #   BASE+1   Postfix SMTP without TLS; AUTH offered in clear, optional
-#   BASE+2   Postfix SMTPS (implicit TLS); AUTH required to send
+#   BASE+2   Postfix SMTPS (implicit TLS); AUTH required to send (also on [::1])
 #   BASE+3   Postfix submission: STARTTLS required, AUTH required
 #   BASE+4   Postfix: STARTTLS required and a client certificate from our CA required
 #   BASE+5   Postfix: STARTTLS offered, client certificate asked for but optional;
@@ -344,6 +344,9 @@ AUTH_REQUIRED="-o smtpd_recipient_restrictions=permit_sasl_authenticated,reject"
   [ $HAVE_V6 = yes ] && echo "[::1]:$P_SMTP inet n - n - - smtpd $SASL"
   echo "127.0.0.1:$P_NOTLS inet n - n - - smtpd $SASL -o smtpd_tls_security_level=none -o smtpd_tls_auth_only=no"
   echo "127.0.0.1:$P_SMTPS inet n - n - - smtpd $SASL -o smtpd_tls_wrappermode=yes $AUTH_REQUIRED"
+  # a client (microsocks) that takes the first address of "localhost", ::1 on a stock
+  # Debian /etc/hosts, must find the implicit-TLS port there too
+  [ $HAVE_V6 = yes ] && echo "[::1]:$P_SMTPS inet n - n - - smtpd $SASL -o smtpd_tls_wrappermode=yes $AUTH_REQUIRED"
   echo "127.0.0.1:$P_SUBM inet n - n - - smtpd $SASL -o smtpd_tls_security_level=encrypt $AUTH_REQUIRED"
   echo "127.0.0.1:$P_CCERT inet n - n - - smtpd -o smtpd_tls_security_level=encrypt -o smtpd_tls_ask_ccert=yes -o smtpd_tls_req_ccert=yes -o smtpd_recipient_restrictions=permit_tls_all_clientcerts,reject"
   echo "127.0.0.1:$P_CCERT_OPT inet n - n - - smtpd $SASL -o smtpd_tls_ask_ccert=yes -o smtpd_recipient_restrictions=permit_tls_all_clientcerts,permit_sasl_authenticated,reject"
@@ -429,7 +432,7 @@ fi
 for p in $P_SMTP $P_NOTLS $P_SMTPS $P_SUBM $P_CCERT $P_CCERT_OPT $P_NOPIPE $P_LMTP; do
   wait_tcp 127.0.0.1 "$p"
 done
-if [ $HAVE_V6 = yes ]; then wait_tcp ::1 "$P_SMTP"; wait_tcp ::1 "$P_LMTP"; fi
+if [ $HAVE_V6 = yes ]; then wait_tcp ::1 "$P_SMTP"; wait_tcp ::1 "$P_SMTPS"; wait_tcp ::1 "$P_LMTP"; fi
 if [ $HAVE_SOCKS = yes ]; then wait_tcp 127.0.0.1 "$P_SOCKS"; wait_tcp 127.0.0.1 "$P_SOCKS_AUTH"; fi
 wait_unix "$D/lmtp.sock"
 
