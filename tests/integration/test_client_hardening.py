@@ -22,15 +22,13 @@ fails with MemoryError instead of eating the machine).
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,13 +38,12 @@ import pytest
 
 from tests.conftest import ours_command, ours_env
 from tests.servers.chatty import ChattyServer
-from tests.servers.msmtp import write_config
+from tests.servers.msmtp import REAL_MSMTP, etc_lock, write_config
 from tests.servers.tlspki import PKI
 
 pytestmark = pytest.mark.timeout(120)
 
 MAIL = b"Subject: hardening\n\n" + (b"y" * 76 + b"\n") * 13000  # 1 MB
-REAL = "/usr/bin/msmtp"
 #: peak RSS ours may reach in these tests (a plain run takes about 32 MiB)
 RSS_BOUND_KIB = 80 * 1024
 #: address space for ours: far above a normal run, far below what a regression eats
@@ -80,17 +77,6 @@ class Run:
         return self.rc is None
 
 
-#: test_differential_config.py holds this lock while it has written an /etc/msmtprc
-ETC_LOCK = "/tmp/msmtp-twisted-etc.lock"
-
-
-@contextlib.contextmanager
-def _no_system_config() -> Iterator[None]:
-    with open(ETC_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_SH)
-        yield
-
-
 def _mask(text: str) -> list[str]:
     return [re.sub(r" \(account default from /\S+\)$", " (account default from CFG)", line)
             for line in text.splitlines()]
@@ -102,7 +88,7 @@ def run(program: str, config: str | os.PathLike[str] | None, args: Sequence[str]
     """Run the real msmtp (``program="real"``) or ours with ``-C config args``; a run
     still going after ``timeout`` is killed (``rc`` None)."""
     ours = program == "ours"
-    command = ours_command() if ours else [REAL]
+    command = ours_command() if ours else [REAL_MSMTP]
     cap = memory if memory is not None else (OURS_MEMORY if ours else REAL_MEMORY)
     env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": str(home),
            "DBUS_SESSION_BUS_ADDRESS": f"unix:path={home}/no-bus"}
@@ -143,7 +129,7 @@ def both(real_msmtp: str, tmp_path: Path) -> Callable[..., tuple[Run, Run]]:
         def one(name: str) -> Run:
             return run(name, configs[name], args, home=home, **options)
 
-        with _no_system_config(), ThreadPoolExecutor(2) as pool:
+        with etc_lock(), ThreadPoolExecutor(2) as pool:
             real, ours = pool.map(one, ("real", "ours"))
         return real, ours
 
