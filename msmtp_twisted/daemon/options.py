@@ -227,17 +227,21 @@ class MsmtpdSettings:
 
 
 def atoi(text: str) -> int:
-    """C's ``atoi()``, as msmtpd reads ``--port``."""
+    """C's ``atoi()`` on glibc, as msmtpd reads ``--port``: ``strtol()``, which
+    clamps to the range of a 64-bit ``long``, cut to a 32-bit ``int``."""
     s = text.lstrip(" \t\n\v\f\r")
-    sign = -1 if s[:1] == "-" else 1
-    if s[:1] in "+-" and s:
+    negative = s[:1] == "-"
+    if s[:1] in ("+", "-"):
         s = s[1:]
-    digits = ""
-    for c in s:
-        if not c.isdigit() or not c.isascii():
-            break
-        digits += c
-    return sign * int(digits) if digits else 0
+    end = 0
+    while end < len(s) and s[end].isascii() and s[end].isdigit():
+        end += 1
+    digits = s[:end].lstrip("0")
+    # more than 19 digits is past LONG_MAX whatever they are (and int() of
+    # thousands of digits is refused by Python)
+    value = int(digits) if digits and len(digits) <= 19 else (1 << 63 if digits else 0)
+    value = max(-(1 << 63), min(-value if negative else value, (1 << 63) - 1))
+    return (value + (1 << 31)) % (1 << 32) - (1 << 31)
 
 
 def _number(opt: Option, value: str) -> int | float:

@@ -109,6 +109,15 @@ def test_options() -> None:
     assert parse("--ver").print_version
 
 
+@pytest.mark.parametrize(("text", "port"), [
+    # what Debian's msmtpd 1.8.23 listened on for each (glibc atoi, then htons)
+    ("4294969296", 2000), (" 2001x", 2001), ("1099511629777", 2001), ("9" * 5000, 65535),
+    ("0" * 5000 + "25", 25), ("-1", 65535), ("-" + "9" * 30, 0),
+])
+def test_port_is_read_as_glibc_atoi_reads_it(text: str, port: int) -> None:
+    assert parse(f"--port={text}").port & 0xFFFF == port
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--foo"], "unrecognized option '--foo'"),
     (["--port"], "option '--port' requires an argument"),
