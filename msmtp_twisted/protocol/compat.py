@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from typing import IO, Any
 
 from twisted.internet import defer, error
@@ -197,13 +197,11 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
         self.state = SenderState()
         self._failureReason: Failure | None = None
         self._reported = False
-        self._timed_out = False
-        self._cancelled = False
         self._cancelled_late = False
         self._msmtp: tuple[int, str, Reply | None] | None = None
         tls, self._tls_problem = factory._tls_starter()
         self._tls = tls
-        ours = tls is not None and hasattr(tls, "translate")
+        ours = _is_account_tls(tls)
         if tls is None:
             start_tls = None
         elif ours:
@@ -227,7 +225,9 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
 
     # -- the conversation ---------------------------------------------------------
 
-    def _session(self) -> Any:
+    def _session(self) -> Generator[Any, Any, None]:
+        """The conversation; a failure is reported the moment it is known (before
+        QUIT), as Twisted's ``sendError`` reports it."""
         try:
             if self._tls_problem is not None:
                 raise self._tls_problem
@@ -309,7 +309,6 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
         self.factory._attempt_failed(exc, retryable, self)
 
     def timeoutConnection(self) -> None:
-        self._timed_out = True
         self.sendError(SMTPTimeoutError(
             -1, b"Timeout waiting for SMTP server response", self.log.str(),
             exitcode=sysexits.EX_IOERR, message="network read error: the operation timed out"))
@@ -355,9 +354,14 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
             _log.info("SMTP send cancelled after the final dot: waiting for the "
                       "server's verdict")
             return
-        self._cancelled = True
         self.setTimeout(None)
         self._abort()
+
+
+def _is_account_tls(value: object) -> bool:
+    """Our msmtp-style TLS (made from a TLSOptions contextFactory)."""
+    tls = sys.modules.get("msmtp_twisted.net.tls")
+    return tls is not None and isinstance(value, tls.AccountTLS)
 
 
 def _is_tls_failure(value: object) -> bool:
@@ -465,6 +469,7 @@ class SMTPSenderFactory(ClientFactory):
         return None, None
 
     def buildProtocol(self, addr: Any) -> SenderProtocol:
+        self._identity()  # a bad domain fails here, as Twisted's SMTPClient fails on it
         p = self.protocol(self)
         p.factory = self
         call_later = getattr(self._reactor, "callLater", None)

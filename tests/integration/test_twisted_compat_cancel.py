@@ -195,7 +195,9 @@ NEVER_GREETS = """
         outcome = {{}}
         d.addErrback(lambda f: outcome.setdefault("error", type(f.value).__name__))
         reactor.callLater(0.5, d.cancel)
-        return task.deferLater(reactor, 1.5, lambda: print(json.dumps(outcome)))
+        # stay alive well past the cancel: the connection must close at the cancel,
+        # not when this process ends
+        return task.deferLater(reactor, 8.0, lambda: print(json.dumps(outcome)))
     task.react(main)
 """
 
@@ -212,14 +214,29 @@ def test_cancel_against_a_server_that_never_greets(tmp_path, how) -> None:
                     "['you@example.org'], io.BytesIO(b'Subject: x\\n\\nbody\\n'), d, "
                     "requireAuthentication=False, requireTransportSecurity=False)\n"
                     f"        reactor.connectTCP('127.0.0.1', {server.port}, factory)")
-        started = time.monotonic()
-        result = _run(NEVER_GREETS.format(make=make), tmp_path)
-        assert result == {"error": "CancelledError"}
-        # closed by the client at the cancel; not held open until the child exits
-        server.wait_idle(timeout=5)
+        child = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(NEVER_GREETS.format(make=make))],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            env=ours_env({"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}))
+        try:
+            deadline = time.monotonic() + 6.0
+            closed = False
+            while time.monotonic() < deadline and child.poll() is None:
+                if server.sessions and server.session.closed_by is not None:
+                    closed = True
+                    break
+                time.sleep(0.05)
+            assert closed, "the connection stayed open after the cancel"
+            assert child.poll() is None  # closed by the cancel, not by the exit
+            out, err = child.communicate(timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        assert child.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1]) == {"error": "CancelledError"}
         assert server.session.closed_by == "client"
         assert server.session.commands == []
-        assert time.monotonic() - started < 30
 
 
 def test_cancel_after_the_final_dot_keeps_the_verdict(tmp_path) -> None:

@@ -119,6 +119,9 @@ APPLY: dict[str, list[str]] = {
     ],
 }
 
+#: Seconds a test may take (they take well under one when they pass).
+TEST_TIMEOUT = 10
+
 #: Client tests not run, and why.
 NOT_APPLICABLE: dict[str, str] = {
     "SMTPClientTests": "subclass smtp.SMTPClient and call its state methods and "
@@ -141,6 +144,7 @@ def run(reference: bool = False) -> dict[str, list[str]]:
     suite = unittest.TestSuite()
     for class_name, names in APPLY.items():
         case = getattr(module, class_name)
+        case.timeout = TEST_TIMEOUT  # trial's default is 120 s a test
         for name in names:
             suite.addTest(case(name))
     stream = io.StringIO()
