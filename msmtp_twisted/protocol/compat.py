@@ -36,10 +36,12 @@ Same constructors, same attributes (``domain``, ``currentProtocol``,
   reply and each piece of the mail sent), None for ever.  ``sendmail()`` has no
   such argument in Twisted; ours takes ``timeout=`` and defaults to
   :data:`DEFAULT_TIMEOUT`.
-- ``retries`` counts reconnections as in Twisted, but a mail is never sent
-  twice: a new connection is made only when the server cannot have the mail
-  (connection refused or lost, timeout, or a 4xx refusal, all before the final
-  dot); after the final dot a failure is reported as it is.
+- ``retries`` counts reconnections as in Twisted (after a connection failure, a
+  lost connection, a timeout, a 4xx to the greeting, STARTTLS or AUTH), but a
+  mail is never sent twice: only while the server cannot have the mail, i.e.
+  before the final dot; after it a failure is reported as it is.  Refusals of
+  the sender, the recipients or the mail are not retried (nor are they by
+  Twisted).
 - ``d.cancel()`` (on ``sendmail()``'s Deferred or on the one given to a factory)
   before the final dot closes the connection (or stops connecting) at once and
   the server has no mail.  After the final dot the server has the whole mail and
