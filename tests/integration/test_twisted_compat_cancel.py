@@ -278,7 +278,7 @@ def test_cancel_after_the_final_dot_keeps_the_verdict(tmp_path) -> None:
                 def report():
                     outcome["log"] = [e for e in events if "final dot" in e]
                     print(json.dumps(outcome))
-                return task.deferLater(reactor, 3.0, report)
+                return task.deferLater(reactor, 6.0, report)
             task.react(main)
         """, tmp_path)
         server.wait_idle(timeout=10)
