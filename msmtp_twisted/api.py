@@ -11,11 +11,12 @@
 ``send_mail`` returns a Deferred that fires with
 :class:`~msmtp_twisted.smtp.client.Delivered` once the server accepted the mail
 for every recipient, and fails with
-:class:`~msmtp_twisted.smtp.client.SMTPFailure` or
-:class:`~msmtp_twisted.net.connect.ConnectFailure` otherwise; both carry
-msmtp's message and exit code.  The message goes through the same header
-handling as ``msmtp`` (Bcc removed, From/Date/Message-ID added as the account
-says).  The reactor is a parameter; nothing here touches a global one.
+:class:`~msmtp_twisted.errors.SMTPFailure` or
+:class:`~msmtp_twisted.errors.ConnectFailure` otherwise; both carry
+msmtp's message and exit code, and a :class:`~msmtp_twisted.errors.Cause`.
+The message goes through the same header handling as ``msmtp`` (Bcc removed,
+From/Date/Message-ID added as the account says).  The reactor is a parameter;
+nothing here touches a global one.
 
 Accounts with ``auth`` authenticate as ``msmtp`` does (same mechanism choice);
 ``passwordeval`` runs in :func:`load_account`, and a password missing from the
@@ -33,13 +34,10 @@ from twisted.internet import defer
 from msmtp_twisted.config.account import Account
 from msmtp_twisted.config.files import load_accounts
 from msmtp_twisted.config.select import complete_account
+from msmtp_twisted.errors import AccountNotFound
 from msmtp_twisted.smtp.client import Delivered, sendmail_session
 
-__all__ = ["Delivered", "load_account", "send_mail"]
-
-
-class AccountNotFound(LookupError):
-    pass
+__all__ = ["AccountNotFound", "Delivered", "load_account", "send_mail"]
 
 
 def load_account(name: str = "default", *, config_file: str | None = None) -> Account:

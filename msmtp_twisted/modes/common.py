@@ -196,11 +196,11 @@ def start_account_session(reactor: Any, account: Account, session: Any, *, body:
         start_tls=tls.start_tls if tls is not None else None,
         channel_binding=tls.channel_binding if tls is not None else None,
         password=password if password is not None else password_source(account),
+        on_lost=tls.connection_lost if tls is not None else None,
     )
     endpoint = endpoint_for(reactor, account)
     if tls is not None:
         tls.set_timeout(reactor, account.timeout or None)
-        tls.watch(proto)
         if not account.tls_starttls:
             endpoint = tls.wrap_endpoint(endpoint)
     d = endpoint.connect(Factory.forProtocol(lambda: proto))

@@ -34,8 +34,8 @@ the name check and the CRL are turned into GnuTLS's status text, e.g.
 certificate issuer is unknown.`` (exit 69).  On failure the connection is
 dropped before a single byte of the SMTP session is sent over TLS.
 
-Errors are :class:`TLSFailure` (an
-:class:`~msmtp_twisted.smtp.client.SMTPFailure`) with msmtp's text and exit code:
+Errors are :class:`~msmtp_twisted.errors.TLSFailure` (an
+:class:`~msmtp_twisted.errors.SMTPFailure`) with msmtp's text and exit code:
 unreadable trust/CRL/key files 66, priorities 70, verification 69, handshake 76.
 
 For library users: :class:`TLSOptions` holds the settings (build it from an
@@ -69,6 +69,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from msmtp_twisted import sysexits
+from msmtp_twisted.errors import Cause, SMTPFailure, TLSFailure
 from msmtp_twisted.net.tlspriorities import Priorities, PriorityError, parse_priorities
 from msmtp_twisted.net.tlstext import (
     VERIFY_FAILED,
@@ -81,7 +82,6 @@ from msmtp_twisted.net.tlstext import (
     status_from_openssl,
     verification_message,
 )
-from msmtp_twisted.smtp.client import SMTPFailure
 
 __all__ = [
     "AccountTLS",
@@ -105,10 +105,6 @@ __all__ = [
     "tls_options_from_fields",
     "verification_message",
 ]
-
-
-class TLSFailure(SMTPFailure):
-    """A TLS problem, with msmtp's message and exit code."""
 
 
 # ---------------------------------------------------------------------------
@@ -271,6 +267,7 @@ class TLSOptions:
                 sysexits.EX_NOINPUT,
                 f"cannot set X509 key file {self.key_file} and/or X509 cert file "
                 f"{self.cert_file} for TLS session: {reason}",
+                cause=Cause.LOCAL,
             )
 
         if self.cert_file.startswith("pkcs11:") or self.key_file.startswith("pkcs11:"):
@@ -329,14 +326,15 @@ class TLSOptions:
                 raise TLSFailure(
                     sysexits.EX_NOINPUT,
                     f"cannot set X509 trust file {self.trust_file} for TLS session: "
-                    "Error while reading file.") from None
+                    "Error while reading file.", cause=Cause.LOCAL) from None
             certs = _trust_certificates(data)
             if not certs:
                 # GnuTLS counts the certificates it found and msmtp prints the
                 # text of that count (0: "Success.")
                 raise TLSFailure(
                     sysexits.EX_NOINPUT,
-                    f"cannot set X509 trust file {self.trust_file} for TLS session: Success.")
+                    f"cannot set X509 trust file {self.trust_file} for TLS session: Success.",
+                    cause=Cause.LOCAL)
             for cert in certs:
                 try:
                     store.add_cert(crypto.X509.from_cryptography(cert))
@@ -356,7 +354,7 @@ class TLSOptions:
 
         def fail(reason: str) -> TLSFailure:
             return TLSFailure(sysexits.EX_NOINPUT, f"cannot set X509 CRL file {self.crl_file} "
-                              f"for TLS session: {reason}")
+                              f"for TLS session: {reason}", cause=Cause.LOCAL)
         try:
             data = _read_file(self.crl_file)
         except OSError:
@@ -428,7 +426,8 @@ class TLSOptions:
             if fingerprint_matches(der, self.fingerprint):
                 return None
             return TLSFailure(sysexits.EX_UNAVAILABLE,
-                              f"{VERIFY_FAILED}: the certificate fingerprint does not match")
+                              f"{VERIFY_FAILED}: the certificate fingerprint does not match",
+                              cause=Cause.TLS_CERTIFICATE)
         if self.trust_file is None:
             return None  # msmtp: without trust file only the fingerprint is checked
         status = status_from_openssl(openssl_errors)
@@ -436,7 +435,8 @@ class TLSOptions:
             status.add("unexpected-owner")
         if not status:
             return None
-        return TLSFailure(sysexits.EX_UNAVAILABLE, verification_message(status))
+        return TLSFailure(sysexits.EX_UNAVAILABLE, verification_message(status),
+                          cause=Cause.TLS_CERTIFICATE)
 
     def creator(self) -> ClientTLS:
         """A connection creator for these options (reads the files now)."""
@@ -482,7 +482,8 @@ def _common_name_matches(cert: Any, host: str) -> bool:
 
 
 def _priority_failure(reason: str) -> TLSFailure:
-    return TLSFailure(sysexits.EX_SOFTWARE, f"cannot set priorities for TLS session: {reason}")
+    return TLSFailure(sysexits.EX_SOFTWARE, f"cannot set priorities for TLS session: {reason}",
+                      cause=Cause.LOCAL)
 
 
 _OPENSSL_VERSIONS = {
@@ -575,7 +576,8 @@ class TLSState:
             cert = conn.get_peer_certificate(as_cryptography=True)
             if cert is None:
                 raise TLSFailure(sysexits.EX_UNAVAILABLE,
-                                 f"{VERIFY_FAILED}: no certificate was found")
+                                 f"{VERIFY_FAILED}: no certificate was found",
+                                 cause=Cause.TLS_CERTIFICATE)
             self.peer_certificate = cert
             protocol = conn.get_protocol_version_name()
             cipher = conn.get_cipher_name() or ""
@@ -590,7 +592,8 @@ class TLSState:
         except TLSFailure as e:
             failure = e
         except Exception as e:  # a bug must not let the session go on unverified
-            failure = TLSFailure(sysexits.EX_SOFTWARE, f"{VERIFY_FAILED}: {e}")
+            failure = TLSFailure(sysexits.EX_SOFTWARE, f"{VERIFY_FAILED}: {e}",
+                                 cause=Cause.TLS_CERTIFICATE)
         if failure is not None:
             self.failure = failure
             for callback in self._failed:
@@ -756,8 +759,9 @@ class AccountTLS:
     :class:`~msmtp_twisted.protocol.session.SessionProtocol`,
     :meth:`wrap_endpoint` gives implicit TLS, :meth:`trace` holds the protocol
     trace while the handshake runs (msmtp prints the TLS information before the
-    second EHLO), :meth:`watch` records why the connection ended and
-    :meth:`translate` turns a failed session into msmtp's TLS error.
+    second EHLO), :meth:`connection_lost` (the session protocol's ``on_lost``)
+    records why the connection ended and :meth:`translate` turns a failed session
+    into msmtp's TLS error.
     ``on_established(info)`` is called after a successful verification.
     """
 
@@ -840,16 +844,11 @@ class AccountTLS:
                 trace(direction, data)
         return held_trace
 
-    def watch(self, protocol: Any) -> None:
-        """Record the reason the connection of ``protocol`` was lost."""
-        original = protocol.connectionLost
-
-        def connectionLost(reason: Failure | None = None) -> None:
-            self._cancel_timer()
-            if self.lost_reason is None:
-                self.lost_reason = reason
-            original(reason)
-        protocol.connectionLost = connectionLost
+    def connection_lost(self, reason: Failure | None = None) -> None:
+        """The session protocol's ``on_lost`` observer: why the connection ended."""
+        self._cancel_timer()
+        if self.lost_reason is None:
+            self.lost_reason = reason
 
     def _established(self, state: TLSState) -> None:
         self._cancel_timer()
@@ -873,38 +872,48 @@ class AccountTLS:
         return failure
 
     def failure_for(self, value: BaseException) -> SMTPFailure | None:
+        """msmtp's TLS error for a failed session, or None to keep ``value``.
+
+        Decided on the failure's :class:`~msmtp_twisted.errors.Cause` and on what
+        the TLS connection saw (alerts, OpenSSL's reasons, how the connection under
+        it ended), never on the failure's text.
+        """
         state = self.state
         if state is not None and state.failure is not None:
             return state.failure
         if not self.started:
             return None
+        if not isinstance(value, SMTPFailure) or value.reply is not None:
+            return None  # server replies are what they are, with or without TLS
         if state is None or not state.handshake_done:
-            if not isinstance(value, SMTPFailure) or value.reply is not None:
-                return None
-            if self.timed_out or "timed out" in value.message:
+            if self.timed_out or (value.cause is Cause.TIMEOUT and not value.writing):
                 # (msmtp 1.8.23 retries the GnuTLS handshake past its timeout)
                 return TLSFailure(sysexits.EX_PROTOCOL,
-                                  "TLS handshake failed: the operation timed out")
+                                  "TLS handshake failed: the operation timed out",
+                                  cause=Cause.TIMEOUT)
             alert = state.alert if state is not None else None
             transport_reason = state.transport_reason if state is not None else None
+            alerted = alert is not None or "alert" in " ".join(
+                _openssl_reasons(self.lost_reason)).lower()
             return TLSFailure(sysexits.EX_PROTOCOL, "TLS handshake failed: "
-                              + handshake_error_text(self.lost_reason, alert, transport_reason))
-        if not isinstance(value, SMTPFailure) or value.reply is not None:
-            return None
-        message = value.message
+                              + handshake_error_text(self.lost_reason, alert, transport_reason),
+                              cause=Cause.TLS_ALERT if alerted else Cause.TLS_HANDSHAKE)
         if state.alert is not None or "alert" in " ".join(
                 _openssl_reasons(self.lost_reason)).lower():
-            if message.startswith("network write error"):
-                return SMTPFailure(sysexits.EX_IOERR, "cannot write to TLS connection: "
-                                   "A TLS fatal alert has been received.")
+            what = "write to" if value.writing else "read from"
+            return SMTPFailure(sysexits.EX_IOERR, f"cannot {what} TLS connection: "
+                               "A TLS fatal alert has been received.", cause=Cause.TLS_ALERT,
+                               writing=value.writing)
+        if value.cause is Cause.RESET and not value.writing:
+            closed = (state.transport_reason is not None
+                      and state.transport_reason.check(error.ConnectionDone) is not None)
             return SMTPFailure(sysexits.EX_IOERR, "cannot read from TLS connection: "
-                               "A TLS fatal alert has been received.")
-        if message == "network read error: Connection reset by peer":
-            return SMTPFailure(sysexits.EX_IOERR, "cannot read from TLS connection: "
-                               + _closed_text(state.transport_reason))
-        if message.startswith("network write error: ") and "timed out" not in message:
+                               + _closed_text(state.transport_reason),
+                               cause=Cause.CLOSED if closed else Cause.RESET)
+        if value.writing and value.cause in (Cause.CLOSED, Cause.RESET):
             return SMTPFailure(sysexits.EX_IOERR,
-                               "cannot write to TLS connection: Error in the push function.")
+                               "cannot write to TLS connection: Error in the push function.",
+                               cause=value.cause, writing=True)
         return None
 
 

@@ -146,10 +146,10 @@ class SMTPSenderFactory(ClientFactory):
             body=_FileBody(self.file),
             start_tls=start_tls,
             channel_binding=tls.channel_binding if ours else None,
+            on_lost=tls.connection_lost if ours else None,
         )
         if ours:
             tls.set_timeout(clock, self.timeout)
-            tls.watch(proto)
             proto.done.addErrback(tls.translate)
         proto.done.addCallbacks(self._delivered, self._failed)
         self._proto = proto
