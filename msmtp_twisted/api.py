@@ -76,7 +76,8 @@ def send_mail(
 
     tls = None
     if account.tls:
-        from msmtp_twisted.net.tls import AccountTLS, TLSFailure
+        from msmtp_twisted.errors import TLSFailure
+        from msmtp_twisted.tls.account import AccountTLS
 
         try:
             tls = AccountTLS.from_account(account)

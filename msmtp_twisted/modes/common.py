@@ -127,7 +127,7 @@ def tls_warnings(out: Output, account: Account) -> None:
     """Warnings about deprecated TLS settings (only when TLS is on)."""
     if not account.tls:
         return
-    from msmtp_twisted.net.tls import TLSOptions
+    from msmtp_twisted.tls.options import TLSOptions
 
     for warning in TLSOptions.from_account(account).warnings():
         out.err(warning)
@@ -151,7 +151,8 @@ def run_account_session(account: Account, session: Any, *, body: Any = None,
     if not account.tls:
         without_tls()
     else:
-        from msmtp_twisted.net.tls import AccountTLS, TLSFailure
+        from msmtp_twisted.errors import TLSFailure
+        from msmtp_twisted.tls.account import AccountTLS
 
         try:
             tls = AccountTLS.from_account(account, on_established=tls_info)
@@ -183,7 +184,7 @@ def start_account_session(reactor: Any, account: Account, session: Any, *, body:
                           trace: Any = None, tls: Any = None, password: Any = None) -> Any:
     """Connect for ``account`` on ``reactor`` and run ``session``: a Deferred that
     fires with the session's result or fails with SMTPFailure/ConnectFailure/TLSFailure.
-    ``tls`` is an :class:`~msmtp_twisted.net.tls.AccountTLS` when the account uses TLS;
+    ``tls`` is an :class:`~msmtp_twisted.tls.account.AccountTLS` when the account uses TLS;
     ``password()`` is asked when AUTH needs a password the account lacks (default: key
     ring, netrc, terminal, blocking as msmtp does)."""
     from twisted.internet.protocol import Factory

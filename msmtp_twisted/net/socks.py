@@ -523,9 +523,9 @@ class SOCKS5EndpointParser:
 def socks5_client_endpoint(reactor: Any, description: str) -> SOCKS5ClientEndpoint:
     """A SOCKS5 client endpoint from a string (see :class:`SOCKS5EndpointParser`);
     works without the plugin being installed.  The prefix is optional."""
-    from msmtp_twisted.net.tls import _split_description
+    from msmtp_twisted.net.description import split_description
 
-    args, kwargs = _split_description(description)
+    args, kwargs = split_description(description)
     if args and args[0] in ("socks5", "msmtp-socks5"):
         args = args[1:]
     return SOCKS5EndpointParser().parseStreamClient(reactor, *args, **kwargs)

@@ -171,7 +171,9 @@ def account_tls(tmp_path_factory) -> Any:
     root = pki.ca()
 
     def make() -> Any:
-        from msmtp_twisted.net.tls import AccountTLS, TLSOptions, TLSState
+        from msmtp_twisted.tls.account import AccountTLS
+        from msmtp_twisted.tls.options import TLSOptions
+        from msmtp_twisted.tls.state import TLSState
 
         tls = AccountTLS(TLSOptions("localhost", trust_file=str(root.cert)))
         tls.started = True

@@ -1,4 +1,4 @@
-"""The pure parts of msmtp_twisted.net.tls: priorities, msmtp's verification
+"""The pure parts of msmtp_twisted.tls: priorities, msmtp's verification
 messages, fingerprints, names, certificate information, file errors, and how
 connection failures become msmtp's TLS errors.
 
@@ -22,21 +22,20 @@ from twisted.python.failure import Failure
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.errors import Cause, SMTPFailure, TLSFailure
-from msmtp_twisted.net.tls import (
-    AccountTLS,
-    PriorityError,
+from msmtp_twisted.smtp.reply import Reply
+from msmtp_twisted.tls.account import AccountTLS
+from msmtp_twisted.tls.options import TLSOptions
+from msmtp_twisted.tls.priorities import PriorityError, parse_priorities
+from msmtp_twisted.tls.reasons import handshake_error_text
+from msmtp_twisted.tls.state import TLSState
+from msmtp_twisted.tls.text import (
     TLSInfo,
-    TLSOptions,
-    TLSState,
     fingerprint_matches,
     format_dn,
-    handshake_error_text,
-    parse_priorities,
     session_description,
     status_from_openssl,
     verification_message,
 )
-from msmtp_twisted.smtp.reply import Reply
 from tests.servers.tlspki import PKI
 
 #: failures as the session protocol makes them
@@ -610,7 +609,8 @@ def test_der_export_helper(pki) -> None:
 
 
 def test_endpoint_string_fields(pki) -> None:
-    from msmtp_twisted.net.tls import _split_description, tls_options_from_fields
+    from msmtp_twisted.net.description import split_description as _split_description
+    from msmtp_twisted.tls.strings import tls_options_from_fields
 
     args, kwargs = _split_description(
         "msmtp-tls:mail.example.org:465:fingerprint=AB\\:CD:certcheck=off")
@@ -634,7 +634,8 @@ def test_endpoint_string_fields(pki) -> None:
 def test_endpoint_from_string(pki) -> None:
     from twisted.internet.testing import MemoryReactorClock
 
-    from msmtp_twisted.net.tls import TLSWrapperEndpoint, tls_client_endpoint
+    from msmtp_twisted.tls.endpoint import TLSWrapperEndpoint
+    from msmtp_twisted.tls.strings import tls_client_endpoint
 
     endpoint = tls_client_endpoint(
         MemoryReactorClock(), f"msmtp-tls:host=localhost:port=4465:trust_file={pki.root.cert}")
