@@ -70,34 +70,19 @@ def send_mail(
     Host names are resolved with a blocking getaddrinfo; use an IP address (or
     a local resolver) in a busy reactor.
     """
-    from msmtp_twisted.modes.common import start_account_session
-    from msmtp_twisted.modes.prepare import read_headers
-    from msmtp_twisted.modes.sendmail import MailBody, build_body_parts, sendmail_request
+    from msmtp_twisted.errors import TLSFailure
+    from msmtp_twisted.sending.connection import start_account_session
+    from msmtp_twisted.sending.credentials import password_in_thread
+    from msmtp_twisted.sending.endpoint import account_tls
+    from msmtp_twisted.sending.mail import prepare_mail, read_headers
 
-    tls = None
-    if account.tls:
-        from msmtp_twisted.errors import TLSFailure
-        from msmtp_twisted.tls.account import AccountTLS
-
-        try:
-            tls = AccountTLS.from_account(account)
-        except TLSFailure as e:
-            return defer.fail(e)
+    try:
+        tls = account_tls(account)
+    except TLSFailure as e:
+        return defer.fail(e)
     sender = envelope_from if envelope_from is not None else (account.from_addr or "")
     stream = io.BytesIO(message)
     headers = read_headers(stream, want_recipients=False)
-    prepend, policy = build_body_parts(account, headers, list(recipients), sender)
-    body = MailBody(prepend, headers.iter_head(), headers.rest, stream, policy)
-    request = sendmail_request(account, sender, list(recipients))
+    request, body = prepare_mail(account, sender, list(recipients), headers, stream)
     return start_account_session(reactor, account, sendmail_session(request), body=body,
-                                 tls=tls, password=_password_in_thread(reactor, account))
-
-
-def _password_in_thread(reactor: Any, account: Account) -> Any:
-    """Key ring and netrc, off the reactor thread; never a terminal prompt."""
-    from twisted.internet import threads
-
-    from msmtp_twisted.modes.common import password_source
-
-    lookup = password_source(account, prompt=False)
-    return lambda: threads.deferToThreadPool(reactor, reactor.getThreadPool(), lookup)
+                                 tls=tls, password=password_in_thread(reactor, account))

@@ -38,8 +38,7 @@ from msmtp_twisted.limits import (
 )
 from msmtp_twisted.message.aliases import AliasesError, expand_aliases_file
 from msmtp_twisted.message.headers import HeaderScanner
-from msmtp_twisted.modes.prepare import read_headers
-from msmtp_twisted.modes.sendmail import MailBody
+from msmtp_twisted.sending.mail import MailBody, read_headers
 from msmtp_twisted.tls.options import TLSOptions
 
 
