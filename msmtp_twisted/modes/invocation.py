@@ -2,8 +2,8 @@
 (:class:`CommandLine`, filled in by :func:`msmtp_twisted.cli.parse_command_line`)
 and where to print (:class:`Output`).
 
-Here, below both :mod:`msmtp_twisted.cli` and the modes, so that the command
-line imports the modes and no mode imports the command line.  Pure, no Twisted.
+Both live here, with the modes, so that :mod:`msmtp_twisted.cli` imports the
+modes and no mode imports the command line.  Pure, no Twisted.
 """
 
 from __future__ import annotations
