@@ -110,45 +110,89 @@ class MasterRun:
 
     def outcome(self, account: str) -> str:
         """The notifier's one line about the mail sent through ``account``."""
-        found = re.findall(rf"^.*MsmtpMailNotifier: mail to .* sent through msmtp account "
-                           rf"{account}: .*$", self.log, re.MULTILINE)
+        found = [line for line in _outcomes(self.log)
+                 if re.search(rf" sent through msmtp account {account}: ", line)]
         assert len(found) == 1, f"{account}: {found}\n{self.log[-3000:]}"
         return found[0]
 
 
-def _wait_for(predicate, what: str, proc: subprocess.Popen[bytes], log: Path,
-              timeout: float = STEP_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if proc.poll() is not None:
-            pytest.fail(f"the master exited ({proc.returncode}) before {what}:\n"
-                        + (log.read_text()[-4000:] if log.exists() else "(no log)"))
-        if time.monotonic() > deadline:
-            pytest.fail(f"no {what} within {timeout} s:\n"
-                        + (log.read_text()[-4000:] if log.exists() else "(no log)"))
-        time.sleep(0.1)
+def _outcomes(log: str) -> list[str]:
+    """The notifiers' lines about each mail (sent or not)."""
+    return re.findall(r"^.*MsmtpMailNotifier: mail to .* sent through msmtp account .*$",
+                      log, re.MULTILINE)
 
 
-@contextlib.contextmanager
-def _running_master(basedir: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    log = basedir / "twistd.log"
-    with open(basedir / "stdout.log", "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-             "--nodaemon", "--no_save", "--pidfile=", "-y", "buildbot.tac"],
-            cwd=basedir, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        _wait_for(lambda: log.exists() and "BuildMaster is running" in log.read_text(),
-                  "'BuildMaster is running'", proc, log)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+class Master:
+    """A real Buildbot master in ``home/master`` (see MASTER_CFG), run with twistd."""
+
+    def __init__(self, home: Path, notifiers: str) -> None:
+        self.home = home
+        self.env = _env(home)
+        self.basedir = home / "master"
+        self.logfile = self.basedir / "twistd.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        created = _buildbot(["create-master", "-q", str(self.basedir)], cwd=home, env=self.env)
+        assert created.returncode == 0, created.stdout + created.stderr
+        self.pb_port = free_port()
+        (self.basedir / "master.cfg").write_text(
+            MASTER_CFG.format(pb_port=self.pb_port, notifiers=notifiers))
+
+    @property
+    def log(self) -> str:
+        return self.logfile.read_text() if self.logfile.exists() else ""
+
+    def wait_for(self, predicate, what: str, timeout: float = STEP_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                pytest.fail(f"the master exited ({self.proc.returncode}) before {what}:\n"
+                            + self.log[-4000:])
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {what} within {timeout} s:\n" + self.log[-4000:])
+            time.sleep(0.1)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Master]:
+        with open(self.basedir / "stdout.log", "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+                 "--nodaemon", "--no_save", "--pidfile=", "-y", "buildbot.tac"],
+                cwd=self.basedir, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            self.wait_for(lambda: "BuildMaster is running" in self.log,
+                          "'BuildMaster is running'")
+            yield self
+        finally:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(timeout=10)
+
+    def sendchange(self, revision: str) -> None:
+        """A change by "Dev One <BLAMED>": one build, whose blamelist is Dev One."""
+        sent = _buildbot(["sendchange", "--master", f"127.0.0.1:{self.pb_port}",
+                          "--auth", "change:changepw", "--who", f"Dev One <{BLAMED}>",
+                          "--branch", "main", "--revision", revision,
+                          "--comments", "a change", "file.c"], cwd=self.home, env=self.env)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+
+    def wait_for_outcomes(self, count: int) -> None:
+        self.wait_for(lambda: len(_outcomes(self.log)) >= count,
+                      f"{count} outcome line(s) from the notifiers")
+
+    def reconfig(self) -> str:
+        """What `buildbot reconfig` does (SIGHUP); returns how the update ended."""
+        assert self.proc is not None
+        ended = re.compile(r"^.*configuration update (complete|aborted.*) \(took",
+                           re.MULTILINE)
+        before = len(ended.findall(self.log))
+        self.proc.send_signal(signal.SIGHUP)
+        self.wait_for(lambda: len(ended.findall(self.log)) > before, "end of the reconfig")
+        return ended.findall(self.log)[before]
 
 
 @pytest.fixture(scope="module")
@@ -165,8 +209,6 @@ def master_run(pki, tmp_path_factory) -> Iterator[MasterRun]:
     """One master, one build, one mail per scenario (see the module docstring)."""
     _require_buildbot()
     home = tmp_path_factory.mktemp("buildbot-home")
-    env = _env(home)
-    basedir = home / "master"
     passwords = {name: f"pw-{name}-{uuid.uuid4().hex}"
                  for name in ("tlsauth", "refusing", "wrongname")}
     users = {name: {"bb": pw} for name, pw in passwords.items()}
@@ -187,7 +229,7 @@ def master_run(pki, tmp_path_factory) -> Iterator[MasterRun]:
         }
         for server in servers.values():
             stack.enter_context(server)
-        run = MasterRun(basedir, servers, passwords)
+        run = MasterRun(home / "master", servers, passwords)
         rc_lines = []
         for name, server in servers.items():
             rc_lines.append(f"account {name}\nhost 127.0.0.1\nport {server.port}\n")
@@ -201,39 +243,28 @@ def master_run(pki, tmp_path_factory) -> Iterator[MasterRun]:
         rc = _write_rc(home / "msmtprc", "\n".join(rc_lines))
 
         started = time.monotonic()
-        created = _buildbot(["create-master", "-q", str(basedir)], cwd=home, env=env)
-        assert created.returncode == 0, created.stdout + created.stderr
-        run.timings["create-master"] = time.monotonic() - started
         notifiers = "\n".join(
             f"    MsmtpMailNotifier(fromaddr={SENDER!r}, account={name!r}, msmtprc={str(rc)!r},"
             f" name={'notify-' + name!r}, extraRecipients=[{TEAM!r}]"
             + (", timeout=3" if name == "silent" else "") + "),"
             for name in servers)
-        pb_port = free_port()
-        (basedir / "master.cfg").write_text(MASTER_CFG.format(pb_port=pb_port,
-                                                              notifiers=notifiers))
-        log = basedir / "twistd.log"
+        master = Master(home, notifiers)
+        run.timings["create-master"] = time.monotonic() - started
         mark = time.monotonic()
-        with _running_master(basedir, env) as proc:
+        with master.running():
             run.timings["master start"] = time.monotonic() - mark
             mark = time.monotonic()
-            sent = _buildbot(["sendchange", "--master", f"127.0.0.1:{pb_port}",
-                              "--auth", "change:changepw", "--who", f"Dev One <{BLAMED}>",
-                              "--branch", "main", "--revision", "abc123",
-                              "--comments", "a change", "file.c"], cwd=home, env=env)
-            assert sent.returncode == 0, sent.stdout + sent.stderr
+            master.sendchange("abc123")
             run.timings["sendchange"] = time.monotonic() - mark
             mark = time.monotonic()
-            pattern = re.compile(r"MsmtpMailNotifier: mail to .* sent through msmtp account")
-            _wait_for(lambda: len(pattern.findall(log.read_text())) >= len(servers),
-                      "outcome line from every notifier", proc, log)
+            master.wait_for_outcomes(len(servers))
             run.timings["build and mails"] = time.monotonic() - mark
             mark = time.monotonic()
         run.timings["master stop"] = time.monotonic() - mark
         run.timings["total"] = time.monotonic() - started
         for server in servers.values():
             server.wait_idle(timeout=STEP_TIMEOUT)
-        run.log = log.read_text()
+        run.log = master.log
         print("buildbot master run timings (s):",
               {k: round(v, 2) for k, v in run.timings.items()})
         yield run
@@ -325,6 +356,34 @@ def test_master_log_has_no_traceback_and_no_password(master_run: MasterRun) -> N
     assert "Traceback" not in master_run.log, master_run.log[-4000:]
     for password in master_run.passwords.values():
         assert password not in master_run.log
+
+
+def test_reconfig_reads_the_edited_msmtprc(tmp_path: Path) -> None:
+    """`buildbot reconfig` with master.cfg unchanged: a broken msmtprc is a config
+    error there (the running notifier keeps its account); a fixed one that points
+    elsewhere is used for the next mail."""
+    _require_buildbot()
+    rc = tmp_path / "msmtprc"
+    with RecordingServer() as first, RecordingServer() as second:
+        _write_rc(rc, f"account ci\nhost 127.0.0.1\nport {first.port}\n")
+        master = Master(tmp_path, f"    MsmtpMailNotifier({SENDER!r}, account='ci', "
+                                  f"msmtprc={str(rc)!r}),")
+        with master.running():
+            master.sendchange("rev1")
+            master.wait_for_outcomes(1)
+            _write_rc(rc, "account other\nhost 127.0.0.1\n")
+            assert master.reconfig().startswith("aborted without making any changes")
+            assert f"MsmtpMailNotifier: msmtprc account 'ci' not found in {rc}" in master.log
+            _write_rc(rc, f"account ci\nhost 127.0.0.1\nport {second.port}\n")
+            assert master.reconfig() == "complete"
+            master.sendchange("rev2")
+            master.wait_for_outcomes(2)
+        first.wait_idle(timeout=STEP_TIMEOUT)
+        second.wait_idle(timeout=STEP_TIMEOUT)
+        assert [sorted(m.recipients) for m in first.messages] == \
+            [[BLAMED]]
+        assert [sorted(m.recipients) for m in second.messages] == [[BLAMED]]
+    assert "Traceback" not in master.log
 
 
 # -- configuration errors: at `buildbot checkconfig`, not when a mail is due ----------
