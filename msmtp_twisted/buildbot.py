@@ -103,10 +103,6 @@ class MsmtpMailNotifier(MailNotifier):
     :data:`SMTP_OPTIONS`, which are a configuration error.
     """
 
-    # The stock notifier's secrets are its SMTP credentials; ours live in msmtprc
-    # (passwordeval, key ring, netrc), so nothing here is rendered as a secret.
-    secrets: list[str] = []
-
     #: the account as read from msmtprc by checkConfig
     _loaded: Account | None = None
     #: what is sent with: ``_loaded`` with the timeout applied

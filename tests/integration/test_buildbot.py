@@ -172,10 +172,10 @@ class Master:
                     self.proc.kill()
                     self.proc.wait(timeout=10)
 
-    def sendchange(self, revision: str) -> None:
-        """A change by "Dev One <BLAMED>": one build, whose blamelist is Dev One."""
+    def sendchange(self, revision: str, who: str = f"Dev One <{BLAMED}>") -> None:
+        """A change by ``who``: one build, whose blamelist is ``who``."""
         sent = _buildbot(["sendchange", "--master", f"127.0.0.1:{self.pb_port}",
-                          "--auth", "change:changepw", "--who", f"Dev One <{BLAMED}>",
+                          "--auth", "change:changepw", "--who", who,
                           "--branch", "main", "--revision", revision,
                           "--comments", "a change", "file.c"], cwd=self.home, env=self.env)
         assert sent.returncode == 0, sent.stdout + sent.stderr
@@ -384,6 +384,46 @@ def test_reconfig_reads_the_edited_msmtprc(tmp_path: Path) -> None:
             [[BLAMED]]
         assert [sorted(m.recipients) for m in second.messages] == [[BLAMED]]
     assert "Traceback" not in master.log
+
+
+def test_build_mail_through_postfix_submission(mailservers, tmp_path: Path) -> None:
+    """A real MTA: Postfix's submission port (STARTTLS and AUTH required, SASL by
+    Dovecot) delivers the build mail to the blamelist and the extra recipient."""
+    _require_buildbot()
+    token = uuid.uuid4().hex
+    rc = _write_rc(tmp_path / "msmtprc", f"""\
+        account submission
+        host 127.0.0.1
+        port {mailservers.submission_port}
+        tls on
+        tls_starttls on
+        tls_trust_file {mailservers.ca_file}
+        auth on
+        user testuser
+        password testpass
+        from sender@example.com
+        """)
+    master = Master(tmp_path, f"    MsmtpMailNotifier(account='submission', "
+                              f"msmtprc={str(rc)!r}, extraRecipients=['bob@example.com'], "
+                              f"extraHeaders={{'X-Test-Token': {token!r}}}),")
+    since = mailservers.postfix_log_size()
+    with master.running():
+        master.sendchange("rev1", who="Alice <alice@example.com>")
+        master.wait_for_outcomes(1)
+    line = _outcomes(master.log)[0]
+    assert " sent through msmtp account submission: 250 2.0.0 Ok: queued as " in line, line
+    for user in ("alice", "bob"):
+        [mail] = mailservers.wait_for_mail(user, match=token.encode(), timeout=STEP_TIMEOUT)
+        head = mail.split(b"\n\n", 1)[0] + b"\n"
+        assert b"\nFrom: sender@example.com\n" in head  # fromaddr left out: the account's
+        assert b"Return-Path: <sender@example.com>" in head
+        assert b'To: "=?utf-8?q?Alice?=" <alice@example.com>\n' in head
+        assert b"\nCC: bob@example.com\n" in head
+        assert b"(using TLS" in head  # Postfix's Received: line notes TLS
+    # Postfix logs the login that came with the mail
+    mailservers.wait_for_postfix_log(r"sasl_method=\S+, sasl_username=testuser$", since,
+                                     timeout=STEP_TIMEOUT)
+    assert "testpass" not in master.log
 
 
 # -- configuration errors: at `buildbot checkconfig`, not when a mail is due ----------
