@@ -83,7 +83,7 @@ from msmtp_twisted.buildbot import MsmtpMailNotifier
 
 c = BuildmasterConfig = {{}}
 c['buildbotNetUsageData'] = None   # no usage report over the network
-c['title'] = 'msmtp-twisted tests'
+c['title'] = 'msmtp-twisted'  # longer titles warn, an error at reconfig in 4.2.0
 c['buildbotURL'] = 'http://localhost:8010/'
 c['db'] = {{'db_url': 'sqlite:///state.sqlite'}}
 c['protocols'] = {{'pb': {{'port': 'tcp:{pb_port}:interface=127.0.0.1'}}}}
