@@ -607,6 +607,60 @@ def print_tables(report: dict[str, Any]) -> None:
                 print(f"  {row['label']:58} {'skipped' if 'skipped' in row else 'ERROR'}: {why}")
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """The tables of docs/performance.md ("Library")."""
+    meta = report["meta"]
+    lines: list[str] = []
+    titles = {"plain": "plain SMTP", "starttls": "STARTTLS + AUTH PLAIN"}
+    for section, rows in report.get("throughput", {}).items():
+        libs = [rows[n]["mails_per_s"] for n in ("smtplib", "aiosmtplib")
+                if n in rows and "mails_per_s" in rows[n]]
+        best = max(libs) if libs else None
+        lines += ["", f"{meta['mails']} small mails, {titles[section]} (median of "
+                  f"{meta['rounds']} runs):", "",
+                  "| contender | mails/s | ÷ faster of smtplib, aiosmtplib | peak RSS | "
+                  "RSS after 10 % → end | sink CPU |", "| --- | --- | --- | --- | --- | --- |"]
+        for row in rows.values():
+            if "mails_per_s" in row:
+                ratio = f"{row['mails_per_s'] / best:.2f}" if best else "-"
+                lines.append(f"| {row['label']} | {row['mails_per_s']:.0f} | {ratio} | "
+                             f"{row['peak_rss_mib']:.1f} MiB | {row['rss_tenth_mib']:.1f} → "
+                             f"{row['rss_end_mib']:.1f} MiB | {row['sink_cpu_pct']} % |")
+            else:
+                why = row.get("skipped") or f"ERROR: {row.get('error')}"
+                lines.append(f"| {row['label']} | – | {why} | | | |")
+    startup = report.get("startup", {})
+    if startup:
+        lines += ["", f"Start-up, one small mail (median of {meta['startup_runs']} runs each, "
+                  "the commands taking turns):", "",
+                  "| command | plain | ÷ floor | STARTTLS + AUTH | ÷ floor |",
+                  "| --- | --- | --- | --- | --- |"]
+        plain, tls = startup.get("plain", {}), startup.get("starttls", {})
+        for key in ("floor", "module", "script", "real"):
+            cells = []
+            for rows in (plain, tls):
+                row = rows.get(key, {})
+                if "median_ms" in row:
+                    ratio = row.get("ratio_to_floor")
+                    cells += [f"{row['median_ms']:.0f} ms",
+                              "-" if ratio is None else f"{ratio:.2f}"]
+                else:
+                    cells += [row.get("skipped") or row.get("error") or "–", ""]
+            label = plain.get(key, tls.get(key, {})).get("label", key)
+            if key == "floor":
+                label = ('`python -c "from twisted.internet import reactor"` '
+                         '(STARTTLS: `reactor, ssl`)')
+            elif key == "script":
+                label = "installed `msmtp` script"
+            else:
+                label = f"`{label}`"
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", f"{meta['date']}, {meta['nproc']} CPUs, load average "
+              f"{meta['loadavg_before'][0]:.1f} before and {meta['loadavg_after'][0]:.1f} after; "
+              + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + "."]
+    return "\n".join(lines[1:]) + "\n"
+
+
 def versions() -> dict[str, str]:
     from importlib import metadata
 
@@ -641,12 +695,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(default: msmtp next to this Python)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per run (300)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the tables as docs/performance.md shows them")
+    parser.add_argument("--from-json", metavar="FILE",
+                        help="measure nothing: print the tables of an earlier --json FILE")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker_main(args.worker, Target(**json.loads(args.target)),
                                      args.mails)))
+        return 0
+    if args.from_json:
+        report = json.loads(Path(args.from_json).read_text())
+        if args.markdown:
+            print(markdown(report), end="")
+        else:
+            print_tables(report)
         return 0
     if args.mails < 1 or args.rounds < 1 or args.startup_runs < 1:
         parser.error("--mails, --rounds and --startup-runs must be at least 1")
@@ -693,7 +758,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             sink.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     report["meta"]["loadavg_after"] = os.getloadavg()
-    print_tables(report)
+    if args.markdown:
+        print(markdown(report), end="")
+    else:
+        print_tables(report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     failed = [f"{s}/{n}" for s, rows in report["throughput"].items()
