@@ -119,7 +119,10 @@ def contender(name: str, label: str, kind: str, *, concurrency: int = 1,
 # --- contenders -------------------------------------------------------------------------
 
 class _Raw:
-    """The least a client can do: blocking socket, pipelined, no parsing beyond counting."""
+    """The least a client can do: blocking socket, no parsing beyond counting replies.
+
+    It sends MAIL, RCPT, DATA and the mail in one write, without waiting for 354:
+    only a sink that reads DATA's bytes in order (this one) takes that."""
 
     def __init__(self, target: Target) -> None:
         self.sock = socket.create_connection((target.host, target.port), timeout=TIMEOUT)
