@@ -56,7 +56,7 @@ PY
 #
 # Quick when nothing changed: a stamp in .venv records what was installed for which
 # setup files and system state, and pip runs only when that changes.
-OPTIONAL_EXTRAS=(ntlm gssapi)
+OPTIONAL_EXTRAS=(ntlm gssapi bench)
 EXTRAS_MISSING=()
 install_for_tests() {
     local stamp="$VENV/.scripts-test-installed" key
