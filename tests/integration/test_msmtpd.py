@@ -351,12 +351,12 @@ def test_hostile_argv_items_reach_the_command_literally(tmp_path: Path,
         import sys
         from twisted.internet import reactor
         from msmtp_twisted.daemon.command import PipeCommand
-        from msmtp_twisted.daemon.delivery import Spool, deliver
+        from msmtp_twisted.daemon.delivery import Spool, start_delivery
         cmd = PipeCommand.parse({recorder.command()!r})
         spool = Spool()
         spool.write(b"mail\\n")
         argv = cmd.argv("$(id)", {HOSTILE!r} + ["%F", "'", '"', "\\\\", "*", "~"])
-        d = deliver(reactor, argv, spool, timeout=10, devnull=1)
+        d = start_delivery(reactor, argv, spool, timeout=10, devnull=1).result
         d.addCallback(lambda r: print(r.code, r.text))
         d.addBoth(lambda _: reactor.stop())
         reactor.run()

@@ -559,13 +559,13 @@ def test_command_runs_in_a_session_of_its_own(path: str, command: Command,
 import sys
 from twisted.internet import process, reactor
 from msmtp_twisted.daemon.command import PipeCommand
-from msmtp_twisted.daemon.delivery import Spool, deliver
+from msmtp_twisted.daemon.delivery import Spool, start_delivery
 if {path == "fork"!r}:
     process._getFileActions = None
 spool = Spool()
 spool.write(b"Received: x\\r\\n\\tby y;\\r\\n\\tdate\\r\\nbody\\n")
 argv = PipeCommand.parse({command.line()!r}).argv("a@b", ["c@d"])
-d = deliver(reactor, argv, spool, timeout=10, devnull=1)
+d = start_delivery(reactor, argv, spool, timeout=10, devnull=1).result
 d.addCallback(lambda r: print(r.code))
 d.addBoth(lambda _: reactor.stop())
 reactor.run()
