@@ -14,6 +14,9 @@ The fixtures ``recorder``, ``msmtpd`` (start any number, stopped at teardown), `
 (ours with the recorder as its command) and ``debian_msmtpd`` are in
 :mod:`tests.servers.fixtures`.
 
+For unit tests, :func:`fake_factory` and :func:`fake_connect` run msmtpd's protocol in
+memory instead, on a fake clock.
+
 The pipe command is :class:`Recorder`, a small script that stores its argv and what
 it read on standard input as JSON, so that a test can check exactly what reached the
 command.  Recipients steer it (a list in :data:`RECORDER`), so that one command line
@@ -36,11 +39,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from twisted.internet import defer
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+from msmtp_twisted.daemon.command import PipeCommand
+from msmtp_twisted.daemon.protocol import DaemonConfig, MsmtpdFactory
 from tests.conftest import ours_env, require
 from tests.servers.ports import free_port
 
-__all__ = ["DEBIAN_MSMTPD", "OURS", "RECORDER", "MsmtpdProcess", "Recorder", "alive",
-           "begin_mail", "body_of",
+__all__ = ["DEBIAN_MSMTPD", "OURS", "RECORDER", "FakeLookupFactory", "MsmtpdProcess",
+           "Recorder", "alive", "begin_mail", "body_of", "fake_connect", "fake_factory",
            "converse", "msmtpd_program", "open_session", "read_all", "read_reply",
            "require_debian_msmtpd", "run_msmtpd", "start_mail", "twistd_program"]
 
@@ -463,3 +472,38 @@ def start_mail(port: int, rcpt: str = "r@example.org",
     sock = open_session(port)
     begin_mail(sock, rcpt, sender)
     return sock
+
+
+# --- in memory: msmtpd's protocol on a fake clock, for unit tests -------------------------------
+
+
+class FakeLookupFactory(MsmtpdFactory):
+    """msmtpd's factory with the client's name looked up at once and without DNS:
+    ``name`` for any IP address."""
+
+    def __init__(self, config: DaemonConfig, reactor: Any, name: str = "") -> None:
+        super().__init__(config, reactor=reactor)
+        self.name = name
+
+    def lookup(self, ip: str) -> defer.Deferred[str]:
+        return defer.succeed(self.name if ip else "")
+
+
+def fake_factory(name: str = "", **config: Any) -> tuple[FakeLookupFactory, MemoryReactorClock]:
+    """A :class:`FakeLookupFactory` on a ``MemoryReactorClock``, and the clock;
+    ``config``: :class:`DaemonConfig` fields (``command`` defaults to ``true``)."""
+    clock = MemoryReactorClock()
+    config.setdefault("command", PipeCommand.parse("true"))
+    return FakeLookupFactory(DaemonConfig(**config), clock, name), clock
+
+
+def fake_connect(factory: MsmtpdFactory,
+                 peer: Any = None) -> tuple[Any, StringTransport]:
+    """A session of ``factory`` over a ``StringTransport`` from ``peer`` (default
+    127.0.0.1:1234) to 127.0.0.1:25: the protocol and the transport."""
+    if peer is None:
+        peer = IPv4Address("TCP", "127.0.0.1", 1234)
+    proto = factory.buildProtocol(peer)
+    tr = StringTransport(hostAddress=IPv4Address("TCP", "127.0.0.1", 25), peerAddress=peer)
+    proto.makeConnection(tr)
+    return proto, tr
