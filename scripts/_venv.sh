@@ -56,7 +56,7 @@ PY
 #
 # Quick when nothing changed: a stamp in .venv records what was installed for which
 # setup files and system state, and pip runs only when that changes.
-OPTIONAL_EXTRAS=(ntlm gssapi buildbot)
+OPTIONAL_EXTRAS=(ntlm gssapi bench buildbot)
 # what the tests of an extra need besides the extra itself: the Buildbot tests run a
 # real master with a worker in it (LocalWorker)
 declare -A EXTRA_TEST_REQUIREMENTS=([buildbot]="buildbot-worker>=4.2,<5")

@@ -912,6 +912,18 @@ class AccountTLS:
 # endpoint strings
 
 
+def _endpoint_fields(args: Sequence[str], kwargs: dict[str, str],
+                     default_port: int) -> tuple[str, int, float | None, str | None]:
+    """Host and port (positional or keyword), ``timeout`` and ``bindAddress`` of
+    an endpoint string, taken out of ``kwargs``."""
+    host = kwargs.pop("host", None) or (args[0] if args else None)
+    port_text = kwargs.pop("port", None) or (args[1] if len(args) > 1 else str(default_port))
+    if not host:
+        raise ValueError("no host given")
+    timeout = float(kwargs.pop("timeout")) if "timeout" in kwargs else None
+    return host, int(port_text), timeout, kwargs.pop("bindAddress", None)
+
+
 def _split_description(description: str) -> tuple[list[str], dict[str, str]]:
     """Twisted's endpoint string grammar: ``:`` between fields, ``\\`` escapes,
     ``key=value`` keyword fields."""
@@ -1006,13 +1018,7 @@ class TLSEndpointParser:
     def parseStreamClient(self, reactor: Any, *args: str, **kwargs: str) -> TLSWrapperEndpoint:
         from msmtp_twisted.net.connect import SequentialTCPEndpoint
 
-        host = kwargs.pop("host", None) or (args[0] if args else None)
-        port_text = kwargs.pop("port", None) or (args[1] if len(args) > 1 else "465")
-        if not host:
-            raise ValueError("no host given")
-        timeout = float(kwargs.pop("timeout")) if "timeout" in kwargs else None
-        bind = kwargs.pop("bindAddress", None)
+        host, port, timeout, bind = _endpoint_fields(args, kwargs, 465)
         options = tls_options_from_fields(host, kwargs)
-        wrapped = SequentialTCPEndpoint(reactor, host, int(port_text), timeout=timeout,
-                                        source_ip=bind)
+        wrapped = SequentialTCPEndpoint(reactor, host, port, timeout=timeout, source_ip=bind)
         return TLSWrapperEndpoint(options.creator(), wrapped)
