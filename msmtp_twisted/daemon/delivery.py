@@ -20,7 +20,7 @@ leftover descendants may hold its standard error open for
 
 :func:`start_delivery` returns a :class:`Delivery` whose ``result`` Deferred
 fires with msmtpd's reply (:func:`msmtp_twisted.smtp.server.delivery_reply`),
-never with a failure; :func:`deliver` returns that Deferred alone.
+never with a failure.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from twisted.python.failure import Failure
 
 from msmtp_twisted.smtp.server import ServerReply, delivery_reply
 
-__all__ = ["DEFAULT_SPOOL_THRESHOLD", "KILL_GRACE", "STDERR_GRACE", "Delivery", "Spool", "deliver",
+__all__ = ["DEFAULT_SPOOL_THRESHOLD", "KILL_GRACE", "STDERR_GRACE", "Delivery", "Spool",
            "resolve_executable", "start_delivery"]
 
 #: Mails up to this size stay in memory; bigger ones go to a temporary file.
@@ -353,16 +353,3 @@ def start_delivery(
     closed when the command has ended; ``.result`` fires with the reply."""
     return Delivery(reactor, argv, spool, timeout=timeout, devnull=devnull, log=log).start()
 
-
-def deliver(
-    reactor: Any,
-    argv: Sequence[str],
-    spool: Spool,
-    *,
-    timeout: float | None,
-    devnull: int,
-    log: Callable[[str, str], None] | None = None,
-) -> defer.Deferred[ServerReply]:
-    """:func:`start_delivery`'s ``result`` alone."""
-    return start_delivery(reactor, argv, spool, timeout=timeout, devnull=devnull,
-                          log=log).result

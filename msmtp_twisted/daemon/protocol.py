@@ -732,12 +732,7 @@ class MsmtpdProtocol(Protocol):
                       f"mail from={event.sender} recipients={','.join(event.recipients)} "
                       f"size={event.size} reply={reply.code} {reply.text}")
             assert self.server is not None
-            events = self.server.delivery_result(reply)
-            self._resume()
-            self._handle(events)
-            self._check_rate()
-            self._close_if_finished()
-            self._maybe_done()
+            self._answered(self.server.delivery_result(reply))
 
         d.addCallback(delivered)
         d.addErrback(self._internal_error)
@@ -777,15 +772,19 @@ class MsmtpdProtocol(Protocol):
         def answer(result: tuple[bool, bool]) -> None:
             self._busy = False
             assert self.server is not None
-            events = self.server.auth_result(result[0], temporary=result[1])
-            self._resume()
-            self._handle(events)
-            self._check_rate()
-            self._close_if_finished()
-            self._maybe_done()
+            self._answered(self.server.auth_result(result[0], temporary=result[1]))
 
         d.addCallback(answer)
         d.addErrback(self._internal_error)
+
+    def _answered(self, events: list[Any]) -> None:
+        """The answer the session waited for (delivery, AUTH verdict) is in: read
+        again, act on the events it gave, and close if that ended the session."""
+        self._resume()
+        self._handle(events)
+        self._check_rate()
+        self._close_if_finished()
+        self._maybe_done()
 
     def _internal_error(self, failure: Failure) -> None:
         self._log("error", f"internal error: {failure.getErrorMessage()}")

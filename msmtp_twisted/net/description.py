@@ -1,9 +1,11 @@
 """Twisted's endpoint description grammar, for our endpoint string parsers
-(``msmtp-tls:`` and ``socks5:``).  Pure."""
+(``msmtp-tls:`` and ``msmtp-socks5:``).  Pure."""
 
 from __future__ import annotations
 
-__all__ = ["split_description"]
+from collections.abc import Sequence
+
+__all__ = ["endpoint_fields", "split_description"]
 
 
 def split_description(description: str) -> tuple[list[str], dict[str, str]]:
@@ -30,3 +32,15 @@ def split_description(description: str) -> tuple[list[str], dict[str, str]]:
         else:
             args.append(item)
     return args, kwargs
+
+
+def endpoint_fields(args: Sequence[str], kwargs: dict[str, str],
+                    default_port: int) -> tuple[str, int, float | None, str | None]:
+    """Host and port (positional or keyword), ``timeout`` and ``bindAddress`` of
+    an endpoint string, taken out of ``kwargs``."""
+    host = kwargs.pop("host", None) or (args[0] if args else None)
+    port_text = kwargs.pop("port", None) or (args[1] if len(args) > 1 else str(default_port))
+    if not host:
+        raise ValueError("no host given")
+    timeout = float(kwargs.pop("timeout")) if "timeout" in kwargs else None
+    return host, int(port_text), timeout, kwargs.pop("bindAddress", None)

@@ -502,22 +502,18 @@ class SOCKS5EndpointParser:
 
     def parseStreamClient(self, reactor: Any, *args: str, **kwargs: str) -> SOCKS5ClientEndpoint:
         from msmtp_twisted.net.connect import SequentialTCPEndpoint
+        from msmtp_twisted.net.description import endpoint_fields
 
-        host = kwargs.pop("host", None) or (args[0] if args else None)
-        port_text = kwargs.pop("port", None) or (args[1] if len(args) > 1 else "25")
-        if not host:
-            raise ValueError("no host given")
+        host, port, timeout, bind = endpoint_fields(args, kwargs, 25)
         proxy_host = kwargs.pop("proxy_host", None)
         if not proxy_host:
             raise ValueError("no proxy_host given")
         proxy_port = int(kwargs.pop("proxy_port", None) or DEFAULT_PORT)
-        timeout = float(kwargs.pop("timeout")) if "timeout" in kwargs else None
-        bind = kwargs.pop("bindAddress", None)
         if kwargs:
             raise ValueError(f"unknown SOCKS5 option(s): {', '.join(sorted(kwargs))}")
         proxy = SequentialTCPEndpoint(reactor, proxy_host, proxy_port, timeout=timeout,
                                       source_ip=bind)
-        return SOCKS5ClientEndpoint(proxy, host, int(port_text), timeout, clock=reactor)
+        return SOCKS5ClientEndpoint(proxy, host, port, timeout, clock=reactor)
 
 
 def socks5_client_endpoint(reactor: Any, description: str) -> SOCKS5ClientEndpoint:

@@ -460,12 +460,19 @@ class SMTPServer:
     def _shutdown_events(self) -> list[Event]:
         events: list[Event] = []
         if self.state is State.DATA:
-            if not self._oversize:  # else aborted already, once is the contract
-                events.append(MessageAborted("server shutting down"))
-            events.append(Log("error", "server shutting down, unfinished mail discarded"))
+            events += self._discard_mail("server shutting down",
+                                         "server shutting down, unfinished mail discarded")
         events.append(_r(421, "Server shutting down, closing connection"))
         events.append(Log("info", "server shutting down, session closed"))
         events.append(self._close("server shutting down"))
+        return events
+
+    def _discard_mail(self, reason: str, log: str) -> list[Event]:
+        """The mail being received will never be complete."""
+        events: list[Event] = []
+        if not self._oversize:  # else aborted already, once is the contract
+            events.append(MessageAborted(reason))
+        events.append(Log("error", log))
         return events
 
     @property
@@ -498,9 +505,8 @@ class SMTPServer:
     def _finish_eof(self) -> list[Event]:
         events: list[Event] = []
         if self.state is State.DATA:
-            if not self._oversize:  # else aborted already, once is the contract
-                events.append(MessageAborted("client disconnected during DATA"))
-            events.append(Log("error", "client disconnected during DATA, mail discarded"))
+            events += self._discard_mail("client disconnected during DATA",
+                                         "client disconnected during DATA, mail discarded")
         elif self.state is State.READY and self.mails_delivered:
             self._eof_clean = True
             events.append(Log("info", "client ended session without sending QUIT"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from msmtp_twisted.net.description import split_description
+from msmtp_twisted.net.description import endpoint_fields, split_description
 from msmtp_twisted.tls.endpoint import TLSWrapperEndpoint
 from msmtp_twisted.tls.options import TLSOptions
 
@@ -85,13 +85,7 @@ class TLSEndpointParser:
     def parseStreamClient(self, reactor: Any, *args: str, **kwargs: str) -> TLSWrapperEndpoint:
         from msmtp_twisted.net.connect import SequentialTCPEndpoint
 
-        host = kwargs.pop("host", None) or (args[0] if args else None)
-        port_text = kwargs.pop("port", None) or (args[1] if len(args) > 1 else "465")
-        if not host:
-            raise ValueError("no host given")
-        timeout = float(kwargs.pop("timeout")) if "timeout" in kwargs else None
-        bind = kwargs.pop("bindAddress", None)
+        host, port, timeout, bind = endpoint_fields(args, kwargs, 465)
         options = tls_options_from_fields(host, kwargs)
-        wrapped = SequentialTCPEndpoint(reactor, host, int(port_text), timeout=timeout,
-                                        source_ip=bind)
+        wrapped = SequentialTCPEndpoint(reactor, host, port, timeout=timeout, source_ip=bind)
         return TLSWrapperEndpoint(options.creator(), wrapped)

@@ -25,13 +25,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from twisted.internet import defer
 from twisted.internet.address import IPv4Address
-from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from msmtp_twisted.daemon.checkers import StaticChecker
 from msmtp_twisted.daemon.command import PipeCommand
-from msmtp_twisted.daemon.protocol import DaemonConfig, MsmtpdFactory
 from msmtp_twisted.smtp.server import (
     AuthAttempt,
     Close,
@@ -45,6 +42,7 @@ from msmtp_twisted.smtp.server import (
     SMTPServer,
     delivery_reply,
 )
+from tests.servers.msmtpd import fake_connect, fake_factory
 
 # --- random sessions ---------------------------------------------------------------------
 
@@ -298,11 +296,6 @@ def test_state_machine_answers_every_command(sc: dict[str, Any], data: Any) -> N
 # --- the Twisted driver ------------------------------------------------------------------------
 
 
-class _Factory(MsmtpdFactory):
-    def lookup(self, ip: str) -> defer.Deferred[str]:
-        return defer.succeed("host.example" if ip else "")
-
-
 @pytest.fixture(scope="module")
 def spool_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     good = tmp_path_factory.mktemp("spool")
@@ -316,18 +309,14 @@ def spool_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
 @given(scenario(), st.data())
 def test_driver_answers_every_command(spool_dirs: tuple[str, str], sc: dict[str, Any],
                                       data: Any) -> None:
-    clock = MemoryReactorClock()
     limits = sc["limits"]
-    config = DaemonConfig(
+    factory, clock = fake_factory(
+        "host.example",
         command=PipeCommand.parse("/nonexistent/msmtp -f %F --"),
         checker=StaticChecker("bob", "pw") if sc["auth"] else None,
         limits=limits, spool_threshold=64,
         spool_dir=data.draw(st.sampled_from(spool_dirs)))
-    factory = _Factory(config, reactor=clock)
-    proto: Any = factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", 1000))
-    tr = StringTransport(hostAddress=IPv4Address("TCP", "127.0.0.1", 25),
-                         peerAddress=IPv4Address("TCP", "192.0.2.1", 1000))
-    proto.makeConnection(tr)
+    proto, tr = fake_connect(factory, IPv4Address("TCP", "192.0.2.1", 1000))
     for chunk in sc["chunks"]:
         for _ in range(100):  # a paused transport delivers nothing until resumed
             if tr.producerState != "paused":

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from twisted.internet import defer
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
@@ -34,6 +33,7 @@ from msmtp_twisted.smtp.server import (
     delivery_reply,
     envelope_cost,
 )
+from tests.servers.msmtpd import fake_connect, fake_factory
 
 
 def ready(auth: bool = False, **limits: int | None) -> SMTPServer:
@@ -281,16 +281,8 @@ def test_auth_answers_to_one_address_are_spaced() -> None:
     assert set(factory._auth_slots) == {"c"}  # the past is forgotten: bounded memory
 
 
-class _Factory(MsmtpdFactory):
-    def lookup(self, ip: str) -> defer.Deferred[str]:
-        return defer.succeed("")
-
-
 def _session(factory: MsmtpdFactory, peer: object) -> StringTransport:
-    proto = factory.buildProtocol(peer)
-    tr = StringTransport(hostAddress=IPv4Address("TCP", "127.0.0.1", 25),
-                         peerAddress=peer)  # type: ignore[arg-type]
-    proto.makeConnection(tr)
+    proto, tr = fake_connect(factory, peer)
     tr.protocol = proto  # type: ignore[attr-defined]
     proto.dataReceived(b"EHLO x\r\n")  # type: ignore[attr-defined]
     tr.clear()
@@ -298,9 +290,7 @@ def _session(factory: MsmtpdFactory, peer: object) -> StringTransport:
 
 
 def test_parallel_sessions_of_one_client_get_one_answer_a_second() -> None:
-    clock = MemoryReactorClock()
-    factory = _Factory(DaemonConfig(command=PipeCommand.parse("true"),
-                                    checker=StaticChecker("bob", "pw")), reactor=clock)
+    factory, clock = fake_factory(checker=StaticChecker("bob", "pw"))
     wrong = b"AUTH PLAIN " + base64.b64encode(b"\0bob\0nope") + b"\r\n"
     first = _session(factory, IPv4Address("TCP", "192.0.2.1", 1000))
     first.protocol.dataReceived(wrong)  # type: ignore[attr-defined]
