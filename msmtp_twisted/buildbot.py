@@ -83,8 +83,7 @@ def _with_timeout(loaded: Account, timeout: float | None) -> Account:
 
 def _delivery_errors() -> tuple[type[Exception], ...]:
     """How :func:`msmtp_twisted.api.send_mail` says a mail was not delivered."""
-    from msmtp_twisted.net.connect import ConnectFailure
-    from msmtp_twisted.smtp.client import SMTPFailure
+    from msmtp_twisted.errors import ConnectFailure, SMTPFailure
 
     return (SMTPFailure, ConnectFailure)
 

@@ -37,7 +37,7 @@ from twisted.internet import defer, error, process
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
-from msmtp_twisted.smtp.server import Reply, delivery_reply
+from msmtp_twisted.smtp.server import ServerReply, delivery_reply
 
 __all__ = ["DEFAULT_SPOOL_THRESHOLD", "KILL_GRACE", "STDERR_GRACE", "Delivery", "Spool",
            "resolve_executable", "start_delivery"]
@@ -223,7 +223,7 @@ class Delivery:
         self.timeout = timeout
         self.devnull = devnull
         self.log = log
-        self.result: defer.Deferred[Reply] = defer.Deferred()
+        self.result: defer.Deferred[ServerReply] = defer.Deferred()
         self.pid: int | None = None  # also the process group
         self._proto = _PipeProtocol(self)
         self._transport: Any = None
@@ -250,7 +250,7 @@ class Delivery:
         except OSError as e:
             # As for a spool that cannot be written: the client keeps the mail.
             self._log("error", f"cannot write mail to a temporary file: {e.strerror or e}")
-            return self._answer(Reply(452, ("Insufficient system storage",)))
+            return self._answer(ServerReply(452, ("Insufficient system storage",)))
         try:
             self._transport = _SessionProcess(
                 self.reactor, path, self.argv, dict(os.environ), None, self._proto,
@@ -333,7 +333,7 @@ class Delivery:
             reply = delivery_reply(exit_code, sig)
         self._answer(reply)
 
-    def _answer(self, reply: Reply) -> Delivery:
+    def _answer(self, reply: ServerReply) -> Delivery:
         self._done = True
         self.spool.close()
         self.result.callback(reply)

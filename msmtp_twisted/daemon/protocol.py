@@ -60,15 +60,15 @@ from msmtp_twisted.daemon.log import MsmtpdLog
 from msmtp_twisted.daemon.options import DEFAULTS
 from msmtp_twisted.message.msgid import rfc2822_date
 from msmtp_twisted.smtp.server import (
-    AuthRequest,
+    AuthAttempt,
     Close,
     Log,
     MessageAborted,
     MessageBegin,
     MessageData,
     MessageEnd,
-    Reply,
     ServerLimits,
+    ServerReply,
     SMTPServer,
     State,
     received_header,
@@ -666,7 +666,7 @@ class MsmtpdProtocol(Protocol):
 
     def _handle(self, events: list[Any]) -> None:
         for event in events:
-            if isinstance(event, Reply):
+            if isinstance(event, ServerReply):
                 if self._connected:
                     self.transport.write(event.to_bytes())  # type: ignore[union-attr]
             elif isinstance(event, MessageData):
@@ -681,7 +681,7 @@ class MsmtpdProtocol(Protocol):
                 if self.spool is not None:
                     self.spool.close()
                     self.spool = None
-            elif isinstance(event, AuthRequest):
+            elif isinstance(event, AuthAttempt):
                 self._auth(event)
             elif isinstance(event, Close):
                 self._lose()
@@ -723,9 +723,9 @@ class MsmtpdProtocol(Protocol):
             if not failed:
                 self._log("error", spool.error or "cannot spool mail")
             spool.close()
-            d = defer.succeed(Reply(452, ("Insufficient system storage",)))
+            d = defer.succeed(ServerReply(452, ("Insufficient system storage",)))
 
-        def delivered(reply: Reply) -> None:
+        def delivered(reply: ServerReply) -> None:
             self._busy = False
             self.delivery = None
             self._log("info" if reply.code == 250 else "error",
@@ -737,7 +737,7 @@ class MsmtpdProtocol(Protocol):
         d.addCallback(delivered)
         d.addErrback(self._internal_error)
 
-    def _auth(self, event: AuthRequest) -> None:
+    def _auth(self, event: AuthAttempt) -> None:
         factory = self.factory
         checker = factory.config.checker
         delay_due = factory.auth_delay_due()

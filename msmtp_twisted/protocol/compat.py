@@ -17,7 +17,7 @@ TLS: ``ESMTPSenderFactory`` does STARTTLS when given a ``contextFactory`` or
 ``requireTransportSecurity=True`` (Twisted's default), and then never sends in
 clear: a server without STARTTLS fails the Deferred (Twisted falls back to clear
 text when TLS is optional; we do not).  ``contextFactory`` may be an
-:class:`msmtp_twisted.net.tls.TLSOptions` (msmtp's checks and messages), the
+:class:`msmtp_twisted.tls.options.TLSOptions` (msmtp's checks and messages), the
 result of Twisted's ``optionsForClientTLS(hostname)``, or an old-style context
 factory.  Without one, the server certificate is verified against the system
 trust store (Twisted's own factory verifies nothing); the host name is checked
@@ -146,10 +146,10 @@ class SMTPSenderFactory(ClientFactory):
             body=_FileBody(self.file),
             start_tls=start_tls,
             channel_binding=tls.channel_binding if ours else None,
+            on_lost=tls.connection_lost if ours else None,
         )
         if ours:
             tls.set_timeout(clock, self.timeout)
-            tls.watch(proto)
             proto.done.addErrback(tls.translate)
         proto.done.addCallbacks(self._delivered, self._failed)
         self._proto = proto
@@ -219,7 +219,8 @@ class ESMTPSenderFactory(SMTPSenderFactory):
     def _tls(self) -> Any:
         if self.contextFactory is None and not self.requireTransportSecurity:
             return None
-        from msmtp_twisted.net.tls import AccountTLS, TLSOptions
+        from msmtp_twisted.tls.account import AccountTLS
+        from msmtp_twisted.tls.options import TLSOptions
 
         factory = self.contextFactory
         if factory is None:

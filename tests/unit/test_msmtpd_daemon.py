@@ -154,11 +154,11 @@ def test_passwordeval_first_line_and_errors() -> None:
 def test_no_password_source_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from msmtp_twisted.daemon import password
 
-    monkeypatch.setattr(password, "keyring_password", lambda user: None)
-    monkeypatch.setattr(password, "prompt_password", lambda user: None)
+    monkeypatch.setattr(password, "keyring_password", lambda host, user: None)
+    monkeypatch.setattr(password, "prompt_password", lambda host, user: None)
     with pytest.raises(PasswordError, match=r"cannot get password for \(localhost, smtp, bob\)"):
         get_password("bob")
-    monkeypatch.setattr(password, "keyring_password", lambda user: "from-keyring")
+    monkeypatch.setattr(password, "keyring_password", lambda host, user: "from-keyring")
     assert get_password("bob") == ("bob", "from-keyring")
 
 

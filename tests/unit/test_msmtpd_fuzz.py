@@ -5,7 +5,7 @@ random bodies, random bytes, over-long lines, all pipelined and cut into random
 chunks, with EOF at a random point — are fed to
 
 - the sans-IO :class:`~msmtp_twisted.smtp.server.SMTPServer`, answering its
-  AuthRequest and MessageEnd events with random verdicts, now or a chunk later;
+  AuthAttempt and MessageEnd events with random verdicts, now or a chunk later;
 - the Twisted driver :class:`~msmtp_twisted.daemon.protocol.MsmtpdProtocol`
   over a StringTransport and a fake clock (real spool files, a command that does
   not exist, a spool directory that sometimes cannot be written).
@@ -30,15 +30,15 @@ from twisted.internet.address import IPv4Address
 from msmtp_twisted.daemon.checkers import StaticChecker
 from msmtp_twisted.daemon.command import PipeCommand
 from msmtp_twisted.smtp.server import (
-    AuthRequest,
+    AuthAttempt,
     Close,
     Log,
     MessageAborted,
     MessageBegin,
     MessageData,
     MessageEnd,
-    Reply,
     ServerLimits,
+    ServerReply,
     SMTPServer,
     delivery_reply,
 )
@@ -213,7 +213,7 @@ def check_replies(stream: bytes, codes: list[int], max_line: int) -> None:
 
 VERDICTS = [delivery_reply(0), delivery_reply(75), delivery_reply(1), delivery_reply(None, 9),
             delivery_reply(127), delivery_reply(None, timed_out=True),
-            Reply(452, ("Insufficient system storage",))]
+            ServerReply(452, ("Insufficient system storage",))]
 
 
 class Session:
@@ -231,7 +231,7 @@ class Session:
     def take(self, events: list[Any]) -> None:
         for e in events:
             assert self.pending is None, ("events while waiting", e)
-            if isinstance(e, Reply):
+            if isinstance(e, ServerReply):
                 e.to_bytes()  # ASCII, or this raises
                 self.codes.append(e.code)
             elif isinstance(e, Log):
@@ -250,7 +250,7 @@ class Session:
                 assert self.in_mail and e.size == self.size and e.recipients
                 self.in_mail = False
                 self.pending = "delivery"
-            elif isinstance(e, AuthRequest):
+            elif isinstance(e, AuthAttempt):
                 self.pending = "auth"
             else:
                 assert isinstance(e, Close)

@@ -19,8 +19,8 @@ from msmtp_twisted.smtp.server import (
     Close,
     MessageAborted,
     MessageEnd,
-    Reply,
     ServerLimits,
+    ServerReply,
     SMTPServer,
     State,
     delivery_reply,
@@ -120,7 +120,7 @@ def test_importing_the_cli_imports_no_twisted() -> None:
 
 
 def replies(events: list[object]) -> list[bytes]:
-    return [e.to_bytes() for e in events if isinstance(e, Reply)]
+    return [e.to_bytes() for e in events if isinstance(e, ServerReply)]
 
 
 SHUTDOWN = b"421 Server shutting down, closing connection\r\n"
