@@ -11,11 +11,12 @@
 ``send_mail`` returns a Deferred that fires with
 :class:`~msmtp_twisted.smtp.client.Delivered` once the server accepted the mail
 for every recipient, and fails with
-:class:`~msmtp_twisted.smtp.client.SMTPFailure` or
-:class:`~msmtp_twisted.net.connect.ConnectFailure` otherwise; both carry
-msmtp's message and exit code.  The message goes through the same header
-handling as ``msmtp`` (Bcc removed, From/Date/Message-ID added as the account
-says).  The reactor is a parameter; nothing here touches a global one.
+:class:`~msmtp_twisted.errors.SMTPFailure` or
+:class:`~msmtp_twisted.errors.ConnectFailure` otherwise; both carry
+msmtp's message and exit code, and a :class:`~msmtp_twisted.errors.Cause`.
+The message goes through the same header handling as ``msmtp`` (Bcc removed,
+From/Date/Message-ID added as the account says).  The reactor is a parameter;
+nothing here touches a global one.
 
 Accounts with ``auth`` authenticate as ``msmtp`` does (same mechanism choice);
 ``passwordeval`` runs in :func:`load_account`, and a password missing from the
@@ -33,13 +34,10 @@ from twisted.internet import defer
 from msmtp_twisted.config.account import Account
 from msmtp_twisted.config.files import load_accounts
 from msmtp_twisted.config.select import complete_account
+from msmtp_twisted.errors import AccountNotFound
 from msmtp_twisted.smtp.client import Delivered, sendmail_session
 
-__all__ = ["Delivered", "load_account", "send_mail"]
-
-
-class AccountNotFound(LookupError):
-    pass
+__all__ = ["AccountNotFound", "Delivered", "load_account", "send_mail"]
 
 
 def load_account(name: str = "default", *, config_file: str | None = None) -> Account:
@@ -72,33 +70,19 @@ def send_mail(
     Host names are resolved with a blocking getaddrinfo; use an IP address (or
     a local resolver) in a busy reactor.
     """
-    from msmtp_twisted.modes.common import start_account_session
-    from msmtp_twisted.modes.prepare import read_headers
-    from msmtp_twisted.modes.sendmail import MailBody, build_body_parts, sendmail_request
+    from msmtp_twisted.errors import TLSFailure
+    from msmtp_twisted.sending.connection import start_account_session
+    from msmtp_twisted.sending.credentials import password_in_thread
+    from msmtp_twisted.sending.endpoint import account_tls
+    from msmtp_twisted.sending.mail import prepare_mail, read_headers
 
-    tls = None
-    if account.tls:
-        from msmtp_twisted.net.tls import AccountTLS, TLSFailure
-
-        try:
-            tls = AccountTLS.from_account(account)
-        except TLSFailure as e:
-            return defer.fail(e)
+    try:
+        tls = account_tls(account)
+    except TLSFailure as e:
+        return defer.fail(e)
     sender = envelope_from if envelope_from is not None else (account.from_addr or "")
     stream = io.BytesIO(message)
     headers = read_headers(stream, want_recipients=False)
-    prepend, policy = build_body_parts(account, headers, list(recipients), sender)
-    body = MailBody(prepend, headers.iter_head(), headers.rest, stream, policy)
-    request = sendmail_request(account, sender, list(recipients))
+    request, body = prepare_mail(account, sender, list(recipients), headers, stream)
     return start_account_session(reactor, account, sendmail_session(request), body=body,
-                                 tls=tls, password=_password_in_thread(reactor, account))
-
-
-def _password_in_thread(reactor: Any, account: Account) -> Any:
-    """Key ring and netrc, off the reactor thread; never a terminal prompt."""
-    from twisted.internet import threads
-
-    from msmtp_twisted.modes.common import password_source
-
-    lookup = password_source(account, prompt=False)
-    return lambda: threads.deferToThreadPool(reactor, reactor.getThreadPool(), lookup)
+                                 tls=tls, password=password_in_thread(reactor, account))

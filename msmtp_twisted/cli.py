@@ -11,15 +11,15 @@ import io
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.config.account import Account
 from msmtp_twisted.config.commands import COMMANDS, Command, InvalidArgument
 from msmtp_twisted.getopt import GetoptError, LongOption, getopt_long
+from msmtp_twisted.modes.invocation import CommandLine, Output
 
-__all__ = ["CommandLine", "UsageError", "console_main", "main", "parse_command_line"]
+__all__ = ["UsageError", "console_main", "main", "parse_command_line"]
 
 SHORTOPTS = "Pd::SC:a:f:N:R:X:tA:B:b:F:Gh:iL:mnO:o:v"
 
@@ -81,31 +81,6 @@ class UsageError(Exception):
         super().__init__(message)
         self.message = message
         self.from_getopt = from_getopt
-
-
-@dataclass
-class CommandLine:
-    """Everything the command line asked for."""
-
-    print_version: bool = False
-    print_help: bool = False
-    print_conf: bool = False
-    debug: bool = False
-    pretend: bool = False
-    read_recipients: bool = False
-    read_envelope_from: bool = False
-    sendmail: bool = True
-    configure: str | None = None
-    serverinfo: bool = False
-    rmqs: str | None = None
-    account: Account = field(default_factory=Account)
-    account_id: str | None = None
-    user_conffile: str | None = None
-    recipients_args: list[str] = field(default_factory=list)
-
-    @property
-    def host_given(self) -> bool:
-        return self.account.host is not None
 
 
 def parse_command_line(args: Sequence[str], *, posixly_correct: bool = False) -> CommandLine:
@@ -203,30 +178,6 @@ def _apply_setting(acc: Account, command: Command, value: str | None) -> None:
 
 # --------------------------------------------------------------------------
 # running
-
-
-class Output:
-    """stdout/stderr writers that pass undecodable bytes through unchanged."""
-
-    def __init__(self, prog: str, stdout: BinaryIO, stderr: BinaryIO) -> None:
-        self.prog = prog
-        self.stdout = stdout
-        self.stderr = stderr
-        # C's stdio buffers stdout fully unless it is a terminal, so msmtp's error
-        # lines come before its informational lines in a combined pipe; keep that.
-        try:
-            self._line_buffered = stdout.isatty()
-        except (AttributeError, ValueError, OSError):
-            self._line_buffered = False
-
-    def out(self, text: str) -> None:
-        self.stdout.write((text + "\n").encode("utf-8", "surrogateescape"))
-
-    def err(self, text: str) -> None:
-        if self._line_buffered:
-            self.stdout.flush()
-        self.stderr.write(f"{self.prog}: {text}\n".encode("utf-8", "surrogateescape"))
-        self.stderr.flush()
 
 
 def main(

@@ -56,7 +56,10 @@ PY
 #
 # Quick when nothing changed: a stamp in .venv records what was installed for which
 # setup files and system state, and pip runs only when that changes.
-OPTIONAL_EXTRAS=(ntlm gssapi)
+OPTIONAL_EXTRAS=(ntlm gssapi bench buildbot)
+# what the tests of an extra need besides the extra itself: the Buildbot tests run a
+# real master with a worker in it (LocalWorker)
+declare -A EXTRA_TEST_REQUIREMENTS=([buildbot]="buildbot-worker>=4.2,<5")
 EXTRAS_MISSING=()
 install_for_tests() {
     local stamp="$VENV/.scripts-test-installed" key
@@ -75,7 +78,8 @@ install_for_tests() {
         log=$(mktemp)
         # shellcheck disable=SC2046
         if "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-                $(extra_requirements "$extra") >"$log" 2>&1; then
+                $(extra_requirements "$extra") ${EXTRA_TEST_REQUIREMENTS[$extra]:-} \
+                >"$log" 2>&1; then
             echo "   extra [$extra]: installed"
         else
             echo "   extra [$extra]: NOT INSTALLED (its tests skip, or fail under CI=true):"

@@ -4,12 +4,13 @@ Tests that need a system package (the real msmtp, Postfix, ...) skip with a loud
 reason on a developer machine but fail when ``CI=true``: CI installs them all.
 
 Markers (registered in setup.cfg): ``reference`` (compares with msmtp 1.8.23 or Debian's
-msmtpd), ``cc`` (builds C code), ``root``, ``extras`` (the optional [gssapi]/[ntlm]
-packages) and ``system`` (Debian packages such as Postfix).  Tests that use the fixtures
-in ``_FIXTURE_MARKERS`` get those markers here; the others carry them explicitly.  Such
-tests live in tests/integration: tests/unit runs with ``pip install .[test]`` alone, and
-a marked test there is a collection error.  At the end of a run every skipped test is
-listed with its reason (``pytest_terminal_summary``).
+msmtpd), ``cc`` (builds C code), ``root``, ``extras`` (the optional
+[gssapi]/[ntlm]/[bench]/[buildbot] packages) and ``system`` (Debian packages such as
+Postfix). Tests that use the fixtures in ``_FIXTURE_MARKERS`` get those markers here;
+the others carry them explicitly. Such tests live in tests/integration: tests/unit runs
+with ``pip install .[test]`` alone, and a marked test there is a collection error. At
+the end of a run every skipped test is listed with its reason
+(``pytest_terminal_summary``).
 """
 
 from __future__ import annotations

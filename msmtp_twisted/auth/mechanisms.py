@@ -105,6 +105,12 @@ def _invalid(mech: str, detail: str = "server sent invalid challenge") -> SASLPr
     return SASLProtocolError(f"authentication method {mech}: {detail}", mechanism=mech)
 
 
+def _software(mech: str, detail: str) -> SASLError:
+    # msmtp: "authentication method PLAIN: ..." with EX_SOFTWARE, before or during AUTH
+    return SASLError(f"authentication method {mech}: {detail}", mechanism=mech,
+                     exitcode=EX_SOFTWARE)
+
+
 def _authfail(mech: str, detail: str, server_error: str | None = None) -> SASLAuthError:
     # msmtp: "authentication failed: %s (method %s)"
     return SASLAuthError(
@@ -246,11 +252,7 @@ def _utf8(value: str, what: str, mech: str) -> bytes:
     try:
         return value.encode("utf-8")
     except UnicodeEncodeError:
-        raise SASLError(
-            f"authentication method {mech}: {what} is not valid UTF-8",
-            mechanism=mech,
-            exitcode=EX_SOFTWARE,
-        ) from None
+        raise _software(mech, f"{what} is not valid UTF-8") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -447,11 +449,7 @@ class DigestMD5(Mechanism):
         except UnicodeEncodeError:
             if utf8:
                 return value.encode("utf-8", "surrogatepass")
-            raise SASLError(
-                f"authentication method {self.name}: user name or password not in ISO 8859-1",
-                mechanism=self.name,
-                exitcode=EX_SOFTWARE,
-            ) from None
+            raise _software(self.name, "user name or password not in ISO 8859-1") from None
 
     def _first(self, challenge: bytes) -> bytes:
         mech = self.name
@@ -599,12 +597,7 @@ class Scram(Mechanism):
         if channel_binding is not None:
             cb_type, cb_data = channel_binding
             if cb_type not in CHANNEL_BINDING_TYPES:
-                raise SASLError(
-                    f"authentication method {self.name}: "
-                    f"unsupported channel binding type {cb_type}",
-                    mechanism=self.name,
-                    exitcode=EX_SOFTWARE,
-                )
+                raise _software(self.name, f"unsupported channel binding type {cb_type}")
             if not isinstance(cb_data, bytes | bytearray):
                 raise TypeError("channel binding data must be bytes")
         if plus and channel_binding is None:
@@ -618,11 +611,7 @@ class Scram(Mechanism):
             self._password = saslprep(password).encode("utf-8")
             authzid_p = saslprep(authzid) if authzid else ""
         except ValueError as e:
-            raise SASLError(
-                f"authentication method {self.name}: SASLprep failed: {e}",
-                mechanism=self.name,
-                exitcode=EX_SOFTWARE,
-            ) from None
+            raise _software(self.name, f"SASLprep failed: {e}") from None
         self._nonce = nonce or base64.b64encode(os.urandom(18)).decode("ascii")
         if not self._nonce or any(c == "," or not (0x21 <= ord(c) <= 0x7E) for c in self._nonce):
             raise ValueError("invalid client nonce")

@@ -35,6 +35,7 @@ from msmtp_twisted.auth.mechanisms import (
     SASLProtocolError,
     _authfail,
     _invalid,
+    _software,
     _utf8,
     require_credentials,
 )
@@ -162,11 +163,7 @@ class GSSAPI(Mechanism):
         except gssapi.exceptions.GSSError as e:
             # msmtp: "GNU SASL: GSSAPI error in client while negotiating security context in
             # gss_init_sec_context() in SASL library. ..." (70), before AUTH is sent.
-            raise SASLError(
-                f"authentication method {self.name}: {_gss_text(e)}",
-                mechanism=self.name,
-                exitcode=EX_SOFTWARE,
-            ) from None
+            raise _software(self.name, _gss_text(e)) from None
         self._first = first or b""
         self._done = False  # the security layer answer was sent
 
@@ -210,11 +207,7 @@ class GSSAPI(Mechanism):
         try:
             wrapped = self._ctx.wrap(answer, False).message
         except self._gssapi.exceptions.GSSError as e:
-            raise SASLError(
-                f"authentication method {self.name}: {_gss_text(e)}",
-                mechanism=self.name,
-                exitcode=EX_SOFTWARE,
-            ) from None
+            raise _software(self.name, _gss_text(e)) from None
         self._done = True
         return wrapped
 
@@ -265,11 +258,7 @@ class NTLM(Mechanism):
             )
             negotiate = self._ctx.step()
         except Exception as e:
-            raise SASLError(
-                f"authentication method {self.name}: {e}",
-                mechanism=self.name,
-                exitcode=EX_SOFTWARE,
-            ) from None
+            raise _software(self.name, str(e)) from None
         self._negotiate = negotiate or b""
         self._step = 0
 

@@ -202,6 +202,23 @@ class LoadedConfig:
         return None
 
 
+def _load(path: str, which: str, *, securitycheck: bool, required: bool,
+          info: list[str]) -> ParsedFile | None:
+    """One configuration file, or None if it cannot be opened and is not
+    ``required``; errors name the file."""
+    try:
+        parsed = read_config_file(path, securitycheck=securitycheck)
+    except CannotOpen as e:
+        if required:
+            raise ConfigError(f"{path}: {e.reason}", sysexits.EX_IOERR) from None
+        info.append(f"ignoring {which} configuration file {path}: {e.reason}")
+        return None
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e.message}", e.exitcode) from None
+    info.append(f"loaded {which} configuration file {path}")
+    return parsed
+
+
 def load_accounts(user_file: str | None, info: list[str] | None = None) -> LoadedConfig:
     """Read the system file and the user file (``-C`` given or default) and merge them.
 
@@ -212,32 +229,18 @@ def load_accounts(user_file: str | None, info: list[str] | None = None) -> Loade
     """
     loaded = LoadedConfig(info=info if info is not None else [])
     system_path = system_config_path()
-    system_accounts: list[Account] = []
-    try:
-        parsed = read_config_file(system_path, securitycheck=False)
-    except CannotOpen as e:
-        loaded.info.append(f"ignoring system configuration file {system_path}: {e.reason}")
-    except ConfigError as e:
-        raise ConfigError(f"{system_path}: {e.message}", e.exitcode) from None
-    else:
-        loaded.info.append(f"loaded system configuration file {system_path}")
+    system = _load(system_path, "system", securitycheck=False, required=False,
+                   info=loaded.info)
+    if system is not None:
         loaded.system_file = system_path
-        system_accounts = parsed.accounts
-
     user_path = user_file if user_file is not None else user_config_path()
-    user_accounts: list[Account] = []
-    try:
-        parsed = read_config_file(user_path, securitycheck=True)
-    except CannotOpen as e:
-        if user_file is not None:
-            raise ConfigError(f"{user_path}: {e.reason}", sysexits.EX_IOERR) from None
-        loaded.info.append(f"ignoring user configuration file {user_path}: {e.reason}")
-    except ConfigError as e:
-        raise ConfigError(f"{user_path}: {e.message}", e.exitcode) from None
-    else:
-        loaded.info.append(f"loaded user configuration file {user_path}")
+    # A file named with -C must exist; the default user file need not.
+    user = _load(user_path, "user", securitycheck=True, required=user_file is not None,
+                 info=loaded.info)
+    if user is not None:
         loaded.user_file = user_path
-        user_accounts = parsed.accounts
+    system_accounts = system.accounts if system is not None else []
+    user_accounts = user.accounts if user is not None else []
 
     user_names = {a.id for a in user_accounts}
     loaded.accounts = user_accounts + [a for a in system_accounts if a.id not in user_names]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from msmtp_twisted import sysexits
 from msmtp_twisted.config.account import Account
 from msmtp_twisted.config.commands import InvalidArgument, command_by_name
+from msmtp_twisted.errors import Cause, MsmtpError
 
 __all__ = [
     "ConfigError",
@@ -31,13 +32,11 @@ MAX_LINE = 500
 BLANKS = " \t"
 
 
-class ConfigError(Exception):
+class ConfigError(MsmtpError):
     """A configuration file could not be read; ``exitcode`` is what msmtp exits with."""
 
     def __init__(self, message: str, exitcode: int = sysexits.EX_CONFIG) -> None:
-        super().__init__(message)
-        self.message = message
-        self.exitcode = exitcode
+        super().__init__(exitcode, message, cause=Cause.CONFIG)
 
 
 class EvalError(Exception):

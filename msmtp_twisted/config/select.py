@@ -18,6 +18,7 @@ from msmtp_twisted import sysexits
 from msmtp_twisted.config.account import Account, AccountError
 from msmtp_twisted.config.files import LoadedConfig, sysconfdir
 from msmtp_twisted.config.parser import ConfigError
+from msmtp_twisted.errors import Cause, MsmtpError
 from msmtp_twisted.text import sanitize
 
 __all__ = [
@@ -29,13 +30,13 @@ __all__ = [
 ]
 
 
-class SelectError(Exception):
+class SelectError(MsmtpError):
+    """No usable account: none chosen, or the chosen one is incomplete."""
+
     def __init__(
         self, message: str, exitcode: int = sysexits.EX_CONFIG, info: Sequence[str] = ()
     ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.exitcode = exitcode
+        super().__init__(exitcode, message, cause=Cause.CONFIG)
         #: informational lines msmtp prints (with -P/-d) before failing
         self.info = list(info)
 

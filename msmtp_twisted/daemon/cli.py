@@ -114,16 +114,12 @@ def main(argv: Sequence[str]) -> int:
     prog = argv[0] if argv else "msmtpd"
     try:
         settings = parse_args(argv)
-    except SettingsError as e:
-        sys.stderr.write(f"{prog}: {e}\n")
-        return EXIT_NOT_RUNNING
-    if settings.print_version:
-        sys.stdout.write(version_text())
-        return EX_OK
-    if settings.print_help:
-        sys.stdout.write(help_text())
-        return EX_OK
-    try:
+        if settings.print_version:
+            sys.stdout.write(version_text())
+            return EX_OK
+        if settings.print_help:
+            sys.stdout.write(help_text())
+            return EX_OK
         config = build_config(settings)
     except SettingsError as e:
         sys.stderr.write(f"{prog}: {e}\n")

@@ -20,7 +20,7 @@ leftover descendants may hold its standard error open for
 
 :func:`start_delivery` returns a :class:`Delivery` whose ``result`` Deferred
 fires with msmtpd's reply (:func:`msmtp_twisted.smtp.server.delivery_reply`),
-never with a failure; :func:`deliver` returns that Deferred alone.
+never with a failure.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ from twisted.internet import defer, error, process
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
-from msmtp_twisted.smtp.server import Reply, delivery_reply
+from msmtp_twisted.smtp.server import ServerReply, delivery_reply
 
-__all__ = ["DEFAULT_SPOOL_THRESHOLD", "KILL_GRACE", "STDERR_GRACE", "Delivery", "Spool", "deliver",
+__all__ = ["DEFAULT_SPOOL_THRESHOLD", "KILL_GRACE", "STDERR_GRACE", "Delivery", "Spool",
            "resolve_executable", "start_delivery"]
 
 #: Mails up to this size stay in memory; bigger ones go to a temporary file.
@@ -223,7 +223,7 @@ class Delivery:
         self.timeout = timeout
         self.devnull = devnull
         self.log = log
-        self.result: defer.Deferred[Reply] = defer.Deferred()
+        self.result: defer.Deferred[ServerReply] = defer.Deferred()
         self.pid: int | None = None  # also the process group
         self._proto = _PipeProtocol(self)
         self._transport: Any = None
@@ -250,7 +250,7 @@ class Delivery:
         except OSError as e:
             # As for a spool that cannot be written: the client keeps the mail.
             self._log("error", f"cannot write mail to a temporary file: {e.strerror or e}")
-            return self._answer(Reply(452, ("Insufficient system storage",)))
+            return self._answer(ServerReply(452, ("Insufficient system storage",)))
         try:
             self._transport = _SessionProcess(
                 self.reactor, path, self.argv, dict(os.environ), None, self._proto,
@@ -333,7 +333,7 @@ class Delivery:
             reply = delivery_reply(exit_code, sig)
         self._answer(reply)
 
-    def _answer(self, reply: Reply) -> Delivery:
+    def _answer(self, reply: ServerReply) -> Delivery:
         self._done = True
         self.spool.close()
         self.result.callback(reply)
@@ -353,16 +353,3 @@ def start_delivery(
     closed when the command has ended; ``.result`` fires with the reply."""
     return Delivery(reactor, argv, spool, timeout=timeout, devnull=devnull, log=log).start()
 
-
-def deliver(
-    reactor: Any,
-    argv: Sequence[str],
-    spool: Spool,
-    *,
-    timeout: float | None,
-    devnull: int,
-    log: Callable[[str, str], None] | None = None,
-) -> defer.Deferred[Reply]:
-    """:func:`start_delivery`'s ``result`` alone."""
-    return start_delivery(reactor, argv, spool, timeout=timeout, devnull=devnull,
-                          log=log).result

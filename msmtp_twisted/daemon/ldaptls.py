@@ -12,7 +12,7 @@ TLS, for ldaps and StartTLS alike) so that ldap3's check never runs:
   ``x-cafile`` or else the system's trust store (``CERT_REQUIRED``);
 * the name: after the handshake, the certificate must be valid for the URL's
   host, checked as msmtp's own TLS checks names
-  (:meth:`msmtp_twisted.net.tls.TLSOptions.name_matches`: service-identity's
+  (:func:`msmtp_twisted.tls.verify.name_matches`: service-identity's
   RFC 6125 rules for DNS names and IP addresses, the common name only when
   the certificate has no DNS names);
 * SNI carries the host name (not an IP address).
@@ -87,9 +87,9 @@ class CheckedTls(Tls):  # type: ignore[misc]  # ldap3 has no type hints
         return ctx
 
     def _server_name(self) -> str | None:
-        from msmtp_twisted.net.tls import TLSOptions
+        from msmtp_twisted.tls.verify import server_name_indication
 
-        sni = TLSOptions(hostname=self.host).server_name_indication()
+        sni = server_name_indication(self.host)
         return sni.decode("ascii") if sni else None
 
     def wrap_socket(self, connection: Any, do_handshake: bool = False) -> None:
@@ -131,13 +131,13 @@ class CheckedTls(Tls):  # type: ignore[misc]  # ldap3 has no type hints
     def _check_name(self, sock: ssl.SSLSocket, where: str) -> None:
         from cryptography import x509
 
-        from msmtp_twisted.net.tls import TLSOptions
+        from msmtp_twisted.tls.verify import name_matches
 
         der = sock.getpeercert(binary_form=True)
         if not der:
             raise LDAPTLSError(f"{where} sent no certificate")
         cert = x509.load_der_x509_certificate(der)
-        if not TLSOptions(hostname=self.host).name_matches(cert):
+        if not name_matches(cert, self.host):
             names = ", ".join(certificate_names(cert)) or "no names"
             raise LDAPTLSError(f"certificate of {where} is not valid for {self.host} "
                                f"(it is for {names})")

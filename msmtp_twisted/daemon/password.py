@@ -37,7 +37,7 @@ def eval_password(command: str) -> str:
         raise PasswordError(f"cannot get password: {e}") from None
 
 
-def keyring_password(user: str, host: str = "localhost", service: str = "smtp") -> str | None:
+def keyring_password(host: str, user: str, service: str = "smtp") -> str | None:
     """The key ring look-up msmtp does (:func:`msmtp_twisted.auth.keyring.keyring_lookup`):
     the Secret Service item ``host=localhost service=smtp user=USER``, the old
     libgnome-keyring one, then the ``keyring`` package; None when nothing is found."""
@@ -46,8 +46,9 @@ def keyring_password(user: str, host: str = "localhost", service: str = "smtp") 
     return keyring_lookup(host, user, service)
 
 
-def prompt_password(user: str, host: str = "localhost") -> str | None:
-    """Ask on /dev/tty, echo off; None when there is no terminal."""
+def prompt_password(host: str, user: str) -> str | None:
+    """Ask on /dev/tty, echo off; None when there is no terminal (arguments in the
+    order of :func:`msmtp_twisted.auth.password.prompt_password`)."""
     from msmtp_twisted.auth.password import prompt_password as ask
 
     return ask(host, user)
@@ -59,9 +60,9 @@ def get_password(spec: str) -> tuple[str, str]:
     user, comma, command = spec.partition(",")
     if comma:
         return user, eval_password(command)
-    password = keyring_password(user)
+    password = keyring_password("localhost", user)
     if password is None:
-        password = prompt_password(user)
+        password = prompt_password("localhost", user)
     if password is None:
         raise PasswordError(f"cannot get password for (localhost, smtp, {user}): "
                             "no key ring entry, and no terminal to ask on")

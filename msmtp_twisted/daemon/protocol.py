@@ -60,15 +60,15 @@ from msmtp_twisted.daemon.log import MsmtpdLog
 from msmtp_twisted.daemon.options import DEFAULTS
 from msmtp_twisted.message.msgid import rfc2822_date
 from msmtp_twisted.smtp.server import (
-    AuthRequest,
+    AuthAttempt,
     Close,
     Log,
     MessageAborted,
     MessageBegin,
     MessageData,
     MessageEnd,
-    Reply,
     ServerLimits,
+    ServerReply,
     SMTPServer,
     State,
     received_header,
@@ -666,7 +666,7 @@ class MsmtpdProtocol(Protocol):
 
     def _handle(self, events: list[Any]) -> None:
         for event in events:
-            if isinstance(event, Reply):
+            if isinstance(event, ServerReply):
                 if self._connected:
                     self.transport.write(event.to_bytes())  # type: ignore[union-attr]
             elif isinstance(event, MessageData):
@@ -681,7 +681,7 @@ class MsmtpdProtocol(Protocol):
                 if self.spool is not None:
                     self.spool.close()
                     self.spool = None
-            elif isinstance(event, AuthRequest):
+            elif isinstance(event, AuthAttempt):
                 self._auth(event)
             elif isinstance(event, Close):
                 self._lose()
@@ -723,26 +723,21 @@ class MsmtpdProtocol(Protocol):
             if not failed:
                 self._log("error", spool.error or "cannot spool mail")
             spool.close()
-            d = defer.succeed(Reply(452, ("Insufficient system storage",)))
+            d = defer.succeed(ServerReply(452, ("Insufficient system storage",)))
 
-        def delivered(reply: Reply) -> None:
+        def delivered(reply: ServerReply) -> None:
             self._busy = False
             self.delivery = None
             self._log("info" if reply.code == 250 else "error",
                       f"mail from={event.sender} recipients={','.join(event.recipients)} "
                       f"size={event.size} reply={reply.code} {reply.text}")
             assert self.server is not None
-            events = self.server.delivery_result(reply)
-            self._resume()
-            self._handle(events)
-            self._check_rate()
-            self._close_if_finished()
-            self._maybe_done()
+            self._answered(self.server.delivery_result(reply))
 
         d.addCallback(delivered)
         d.addErrback(self._internal_error)
 
-    def _auth(self, event: AuthRequest) -> None:
+    def _auth(self, event: AuthAttempt) -> None:
         factory = self.factory
         checker = factory.config.checker
         delay_due = factory.auth_delay_due()
@@ -777,15 +772,19 @@ class MsmtpdProtocol(Protocol):
         def answer(result: tuple[bool, bool]) -> None:
             self._busy = False
             assert self.server is not None
-            events = self.server.auth_result(result[0], temporary=result[1])
-            self._resume()
-            self._handle(events)
-            self._check_rate()
-            self._close_if_finished()
-            self._maybe_done()
+            self._answered(self.server.auth_result(result[0], temporary=result[1]))
 
         d.addCallback(answer)
         d.addErrback(self._internal_error)
+
+    def _answered(self, events: list[Any]) -> None:
+        """The answer the session waited for (delivery, AUTH verdict) is in: read
+        again, act on the events it gave, and close if that ended the session."""
+        self._resume()
+        self._handle(events)
+        self._check_rate()
+        self._close_if_finished()
+        self._maybe_done()
 
     def _internal_error(self, failure: Failure) -> None:
         self._log("error", f"internal error: {failure.getErrorMessage()}")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from msmtp_twisted import sysexits
 
 if TYPE_CHECKING:
-    from msmtp_twisted.cli import CommandLine, Output
+    from msmtp_twisted.modes.invocation import CommandLine, Output
 
 __all__ = ["hostname_matches_domain", "lookup_srv", "run_configure"]
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from msmtp_twisted import MSMTP_COMPAT_VERSION, __version__
 
 if TYPE_CHECKING:
-    from msmtp_twisted.cli import Output
+    from msmtp_twisted.modes.invocation import Output
 
 __all__ = ["print_help", "print_version"]
 

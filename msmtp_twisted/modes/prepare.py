@@ -2,89 +2,26 @@
 
 In sendmail mode the header block is read from stdin first (recipients for
 ``-t``, the From address for ``--read-envelope-from`` and ``%F``), exactly as
-msmtp does, even with ``--pretend``.  The headers read are kept in a spool so
-that sending can replay them before streaming the rest of stdin.
+msmtp does, even with ``--pretend``
+(:func:`msmtp_twisted.sending.mail.read_headers`).  The headers read are kept in
+a spool so that sending can replay them before streaming the rest of stdin.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.config.files import load_accounts
 from msmtp_twisted.config.parser import ConfigError
 from msmtp_twisted.config.select import SelectError, choose_account, complete_account
-from msmtp_twisted.message.headers import HeaderScanner
 from msmtp_twisted.text import sanitize
 
 if TYPE_CHECKING:
-    from msmtp_twisted.cli import CommandLine, Output
+    from msmtp_twisted.modes.invocation import CommandLine, Output
+    from msmtp_twisted.sending.mail import ReadHeaders
 
-__all__ = ["ReadHeaders", "prepare", "read_headers"]
-
-_CHUNK = 65536
-
-
-class ReadHeaders:
-    """The header block read from stdin, and what the scanner found in it.
-
-    The block is kept in memory up to :data:`~msmtp_twisted.limits.HEADER_SPOOL`
-    bytes, beyond that in a temporary file (msmtp always writes it to one), so a
-    mail with a header block of any size costs no more memory than a small one.
-    """
-
-    def __init__(self, scanner: HeaderScanner, head: bytes | BinaryIO, rest: bytes) -> None:
-        self.scanner = scanner
-        self._head = head  # bytes up to and including the blank line (or a spool)
-        self.rest = rest  # body bytes already read past the header block
-
-    @property
-    def head(self) -> bytes:
-        """The whole header block (read back from the spool: for small blocks)."""
-        return b"".join(self.iter_head())
-
-    def iter_head(self) -> Iterator[bytes]:
-        """The header block in chunks, read back as it is needed."""
-        if isinstance(self._head, bytes):
-            yield self._head
-            return
-        spool = self._head
-        spool.seek(0)
-        while chunk := spool.read(_CHUNK):
-            yield chunk
-        spool.close()
-
-
-def read_headers(stdin: BinaryIO, *, want_recipients: bool) -> ReadHeaders:
-    from msmtp_twisted.limits import HEADER_SPOOL
-
-    scanner = HeaderScanner(want_recipients=want_recipients)
-    head = bytearray()
-    spool: BinaryIO | None = None
-    rest = b""
-    read = getattr(stdin, "read1", stdin.read)
-    while True:
-        chunk = read(_CHUNK)
-        if not chunk:
-            scanner.finish()
-            break
-        end = scanner.feed(chunk)
-        if end is not None:
-            chunk, rest = chunk[:end], chunk[end:]
-        if spool is not None:
-            spool.write(chunk)
-        else:
-            head += chunk
-            if len(head) > HEADER_SPOOL:
-                import tempfile
-
-                spool = tempfile.TemporaryFile()  # noqa: SIM115 - ReadHeaders closes it
-                spool.write(head)
-                head = bytearray()
-        if end is not None:
-            break
-    return ReadHeaders(scanner, spool if spool is not None else bytes(head), rest)
+__all__ = ["prepare"]
 
 
 def prepare(
@@ -98,6 +35,8 @@ def prepare(
     headers: ReadHeaders | None = None
     header_from: str | None = None
     if conf.sendmail:
+        from msmtp_twisted.sending.mail import read_headers
+
         try:
             headers = read_headers(stdin, want_recipients=conf.read_recipients)
         except OSError:

@@ -14,7 +14,7 @@ from msmtp_twisted.config.account import Account
 from msmtp_twisted.config.commands import SETTINGS, format_fingerprint
 
 if TYPE_CHECKING:
-    from msmtp_twisted.cli import CommandLine, Output
+    from msmtp_twisted.modes.invocation import CommandLine, Output
 
 __all__ = ["format_settings", "print_conf"]
 

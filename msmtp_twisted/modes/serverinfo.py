@@ -14,38 +14,13 @@ from msmtp_twisted.config.account import Account
 from msmtp_twisted.text import sanitize
 
 if TYPE_CHECKING:
-    from msmtp_twisted.cli import CommandLine, Output
+    from msmtp_twisted.modes.invocation import CommandLine, Output
 
 __all__ = ["format_serverinfo", "run_rmqs", "run_serverinfo"]
 
 #: The order in which msmtp lists AUTH methods.
 AUTH_ORDER = ("PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256", "EXTERNAL", "GSSAPI", "CRAM-MD5",
               "DIGEST-MD5", "LOGIN", "NTLM", "OAUTHBEARER", "XOAUTH2")
-
-
-def _peer_names(account: Account) -> tuple[str | None, str | None]:
-    """The server's reverse-resolved name and numeric address, as msmtp shows them
-    (neither through a SOCKS proxy: the proxy resolves the name)."""
-    if account.socket is not None or account.host is None or account.proxy_host is not None:
-        return None, None
-    import socket
-
-    try:
-        infos = socket.getaddrinfo(account.host, account.port, 0, socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        return None, None
-    if not infos:
-        return None, None
-    sockaddr = infos[0][4]
-    try:
-        name = socket.getnameinfo(sockaddr, socket.NI_NAMEREQD)[0]
-    except OSError:
-        name = None
-    try:
-        address = socket.getnameinfo(sockaddr, socket.NI_NUMERICHOST)[0]
-    except OSError:
-        address = None
-    return name, address
 
 
 def _size_text(size: int) -> str:
@@ -134,7 +109,9 @@ def run_serverinfo(conf: CommandLine, account: Account, out: Output) -> int:
                                   tls_first=False)
     if not isinstance(outcome, SessionStart):
         return _print_error(out, outcome)
-    lines = format_serverinfo(account, outcome, _peer_names(account),
+    from msmtp_twisted.sending.endpoint import peer_names
+
+    lines = format_serverinfo(account, outcome, peer_names(account),
                               tls_info[0] if tls_info else None)
     for line in lines:
         out.out(line)
@@ -143,12 +120,12 @@ def run_serverinfo(conf: CommandLine, account: Account, out: Output) -> int:
 
 def run_rmqs(conf: CommandLine, account: Account, out: Output) -> int:
     from msmtp_twisted.modes.common import (
-        auth_request,
         run_account_session,
         tls_printer,
         tls_warnings,
         tracer,
     )
+    from msmtp_twisted.sending.credentials import auth_request
     from msmtp_twisted.smtp.client import Delivered, etrn_session
 
     tls_warnings(out, account)

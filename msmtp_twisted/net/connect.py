@@ -3,8 +3,9 @@
 msmtp resolves the host with getaddrinfo and tries the addresses in order,
 binding to ``source_ip`` first when set, and reports the last failure with the
 host name as the user wrote it.  :class:`SequentialTCPEndpoint` does the same
-on Twisted's TCP endpoints; its failures are :class:`ConnectFailure` carrying
-msmtp's message and exit code.  The resolver is a parameter: the default calls
+on Twisted's TCP endpoints; its failures are
+:class:`~msmtp_twisted.errors.ConnectFailure` carrying msmtp's message and exit
+code, and the cause.  The resolver is a parameter: the default calls
 ``socket.getaddrinfo`` directly, which is what a one-shot command wants; a
 long-running Twisted program should pass one that does not block its reactor.
 """
@@ -23,9 +24,9 @@ from twisted.internet.protocol import ClientFactory
 from zope.interface import implementer
 
 from msmtp_twisted import sysexits
+from msmtp_twisted.errors import Cause, ConnectFailure
 
 __all__ = [
-    "ConnectFailure",
     "SequentialTCPEndpoint",
     "UNIXEndpoint",
     "blocking_getaddrinfo",
@@ -33,15 +34,6 @@ __all__ = [
 
 AddrInfo = tuple[int, str]  # (family, numeric address)
 Resolver = Callable[[str, int], "Sequence[AddrInfo] | defer.Deferred[Sequence[AddrInfo]]"]
-
-
-class ConnectFailure(Exception):
-    """Connecting failed; ``message`` and ``exitcode`` are msmtp's."""
-
-    def __init__(self, exitcode: int, message: str) -> None:
-        super().__init__(message)
-        self.exitcode = exitcode
-        self.message = message
 
 
 class ResolveError(Exception):
@@ -107,6 +99,15 @@ def _errno_of(failure: BaseException) -> int:
     return errno.ENETUNREACH
 
 
+def _cause_of(failure: BaseException, number: int | None = None) -> Cause:
+    number = _errno_of(failure) if number is None else number
+    if number == errno.ECONNREFUSED:
+        return Cause.REFUSED
+    if number == errno.ETIMEDOUT:
+        return Cause.TIMEOUT
+    return Cause.UNREACHABLE
+
+
 @implementer(IStreamClientEndpoint)
 class SequentialTCPEndpoint:
     """Resolve ``host``, then try each address in turn, as msmtp does."""
@@ -134,7 +135,8 @@ class SequentialTCPEndpoint:
             addresses = yield defer.maybeDeferred(self._resolve, self._host, self._port)
         except ResolveError as e:
             raise ConnectFailure(
-                sysexits.EX_NOHOST, f"cannot locate host {self._host}: {e.reason}"
+                sysexits.EX_NOHOST, f"cannot locate host {self._host}: {e.reason}",
+                cause=Cause.DNS,
             ) from None
         last: BaseException | None = None
         for _family, address in addresses:
@@ -156,16 +158,19 @@ class SequentialTCPEndpoint:
             raise ConnectFailure(
                 sysexits.EX_NOHOST,
                 f"cannot locate host {self._host}: No address associated with hostname",
+                cause=Cause.DNS,
             )
         if isinstance(last, error.ConnectBindError):
             raise ConnectFailure(
                 sysexits.EX_OSERR,
                 f"cannot bind source ip {self._source_ip}: {os.strerror(_errno_of(last))}",
+                cause=Cause.LOCAL,
             )
         raise ConnectFailure(
             sysexits.EX_TEMPFAIL,
             f"cannot connect to {self._host}, port {self._port}: "
             f"{os.strerror(_errno_of(last))}",
+            cause=_cause_of(last),
         )
 
 
@@ -182,7 +187,8 @@ class UNIXEndpoint:
     def connect(self, protocolFactory: IProtocolFactory) -> Any:
         if len(self._path.encode("utf-8", "surrogateescape")) + 1 > 108:
             raise ConnectFailure(
-                sysexits.EX_IOERR, f"cannot connect to {self._path}: invalid argument"
+                sysexits.EX_IOERR, f"cannot connect to {self._path}: invalid argument",
+                cause=Cause.LOCAL,
             )
         factory = _OneShotFactory(protocolFactory)
         self._reactor.connectUNIX(self._path, factory, timeout=self._timeout or 30)
@@ -193,7 +199,8 @@ class UNIXEndpoint:
             if not isinstance(e, (error.ConnectionRefusedError, error.TimeoutError)):
                 number = _unix_errno(self._path, number)
             raise ConnectFailure(
-                sysexits.EX_TEMPFAIL, f"cannot connect to {self._path}: {os.strerror(number)}"
+                sysexits.EX_TEMPFAIL, f"cannot connect to {self._path}: {os.strerror(number)}",
+                cause=_cause_of(e, number),
             ) from None
         return protocol
 

@@ -11,7 +11,7 @@ Two layers, in the repository's style:
 - :class:`SOCKS5ClientEndpoint`: an ``IStreamClientEndpoint`` that connects
   through any inner endpoint to the proxy, negotiates, and then hands the
   connection to the caller's protocol.  It fails with
-  :class:`~msmtp_twisted.net.connect.ConnectFailure`, as the other endpoints of
+  :class:`~msmtp_twisted.errors.ConnectFailure`, as the other endpoints of
   :mod:`msmtp_twisted.net.connect` do, so TLS can wrap it (implicit TLS) and
   STARTTLS works on the connection it gives.
 
@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from msmtp_twisted import sysexits
+from msmtp_twisted.errors import Cause, MsmtpError
 
 __all__ = [
     "BoundAddress",
@@ -78,21 +79,19 @@ RESET = "network read error: Connection reset by peer"
 TIMED_OUT = "network read error: the operation timed out"
 
 
-class SOCKS5Error(Exception):
+class SOCKS5Error(MsmtpError):
     """The SOCKS5 negotiation failed; ``message`` and ``exitcode`` are msmtp's."""
 
-    def __init__(self, exitcode: int, message: str) -> None:
-        super().__init__(message)
-        self.exitcode = exitcode
-        self.message = message
+    def __init__(self, exitcode: int, message: str, *, cause: Cause = Cause.PROXY) -> None:
+        super().__init__(exitcode, message, cause=cause)
 
 
 def proxy_failure(reason: str) -> SOCKS5Error:
     return SOCKS5Error(sysexits.EX_UNAVAILABLE, f"proxy failure: {reason}")
 
 
-def read_error(message: str = READ_ERROR) -> SOCKS5Error:
-    return SOCKS5Error(sysexits.EX_IOERR, message)
+def read_error(message: str = READ_ERROR, cause: Cause = Cause.CLOSED) -> SOCKS5Error:
+    return SOCKS5Error(sysexits.EX_IOERR, message, cause=cause)
 
 
 def _host_bytes(host: str | bytes) -> bytes:
@@ -244,12 +243,14 @@ class SOCKS5Negotiator:
         """The error for a proxy connection that ended before the negotiation did:
         a clean close reads as a short read, anything else as a reset."""
         self._state = _FAILED
-        return read_error(READ_ERROR if clean else RESET)
+        if clean:
+            return read_error(READ_ERROR, Cause.CLOSED)
+        return read_error(RESET, Cause.RESET)
 
     def timed_out(self) -> SOCKS5Error:
         """The error for a proxy that stayed silent past the timeout."""
         self._state = _FAILED
-        return read_error(TIMED_OUT)
+        return read_error(TIMED_OUT, Cause.TIMEOUT)
 
 
 # ---------------------------------------------------------------------------
@@ -372,9 +373,9 @@ class _NegotiatingProtocol:
         if self._deferred.called:
             return
         if isinstance(failure, SOCKS5Error):
-            from msmtp_twisted.net.connect import ConnectFailure
+            from msmtp_twisted.errors import ConnectFailure
 
-            failure = ConnectFailure(failure.exitcode, failure.message)
+            failure = ConnectFailure(failure.exitcode, failure.message, cause=failure.cause)
         self._deferred.errback(failure)
 
     def _arm_timer(self) -> None:
@@ -427,7 +428,7 @@ class SOCKS5ClientEndpoint:
     ``timeout`` (seconds, None or 0: none) bounds each wait for the proxy during the
     negotiation, as msmtp's socket timeout does; ``clock`` schedules it (default: the
     global reactor).  Failures of the negotiation are
-    :class:`~msmtp_twisted.net.connect.ConnectFailure` with msmtp's message and exit
+    :class:`~msmtp_twisted.errors.ConnectFailure` with msmtp's message and exit
     code; failures of ``proxy_endpoint`` pass through as they are (with
     :class:`~msmtp_twisted.net.connect.SequentialTCPEndpoint`: msmtp's messages,
     naming the proxy).  The protocol built by ``protocolFactory`` gets the proxy
@@ -501,30 +502,26 @@ class SOCKS5EndpointParser:
 
     def parseStreamClient(self, reactor: Any, *args: str, **kwargs: str) -> SOCKS5ClientEndpoint:
         from msmtp_twisted.net.connect import SequentialTCPEndpoint
+        from msmtp_twisted.net.description import endpoint_fields
 
-        host = kwargs.pop("host", None) or (args[0] if args else None)
-        port_text = kwargs.pop("port", None) or (args[1] if len(args) > 1 else "25")
-        if not host:
-            raise ValueError("no host given")
+        host, port, timeout, bind = endpoint_fields(args, kwargs, 25)
         proxy_host = kwargs.pop("proxy_host", None)
         if not proxy_host:
             raise ValueError("no proxy_host given")
         proxy_port = int(kwargs.pop("proxy_port", None) or DEFAULT_PORT)
-        timeout = float(kwargs.pop("timeout")) if "timeout" in kwargs else None
-        bind = kwargs.pop("bindAddress", None)
         if kwargs:
             raise ValueError(f"unknown SOCKS5 option(s): {', '.join(sorted(kwargs))}")
         proxy = SequentialTCPEndpoint(reactor, proxy_host, proxy_port, timeout=timeout,
                                       source_ip=bind)
-        return SOCKS5ClientEndpoint(proxy, host, int(port_text), timeout, clock=reactor)
+        return SOCKS5ClientEndpoint(proxy, host, port, timeout, clock=reactor)
 
 
 def socks5_client_endpoint(reactor: Any, description: str) -> SOCKS5ClientEndpoint:
     """A SOCKS5 client endpoint from a string (see :class:`SOCKS5EndpointParser`);
     works without the plugin being installed.  The prefix is optional."""
-    from msmtp_twisted.net.tls import _split_description
+    from msmtp_twisted.net.description import split_description
 
-    args, kwargs = _split_description(description)
+    args, kwargs = split_description(description)
     if args and args[0] in ("socks5", "msmtp-socks5"):
         args = args[1:]
     return SOCKS5EndpointParser().parseStreamClient(reactor, *args, **kwargs)

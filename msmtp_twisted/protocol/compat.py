@@ -19,7 +19,7 @@ Same constructors, same attributes (``domain``, ``currentProtocol``,
   ``requireTransportSecurity=True`` (the default) it fails with
   :class:`TLSRequiredError` before any password or mail is sent, as Twisted's
   does; without it, it sends in clear, as Twisted's does.  ``contextFactory`` may
-  also be our :class:`msmtp_twisted.net.tls.TLSOptions` (msmtp's checks).  The
+  also be our :class:`msmtp_twisted.tls.options.TLSOptions` (msmtp's checks).  The
   EHLO/HELO name is ``factory.domain`` (Twisted's default: the host's FQDN).
 - AUTH runs when a password is given and the server offers AUTH; the method is
   chosen as ``msmtp`` chooses it (SCRAM, ..., PLAIN and LOGIN only over TLS), so
@@ -49,7 +49,9 @@ Same constructors, same attributes (``domain``, ``currentProtocol``,
   ``CancelledError`` (a Deferred must), and the verdict is logged when it comes.
 
 Underneath: our sans-IO client (pipelining, correct dot-stuffing and CRLF
-handling) driven by :class:`~msmtp_twisted.protocol.session.SessionProtocol`.
+handling; the conversation is :mod:`~msmtp_twisted.protocol.compat_session`)
+driven by a :class:`~msmtp_twisted.protocol.session.SessionProtocol` wired to
+TLS by the delivery layer (:func:`~msmtp_twisted.sending.connection.tls_wiring`).
 Importing this module imports ``twisted.mail.smtp`` (for its exceptions), which
 installs the default reactor, as importing Twisted's module does.
 """
@@ -73,6 +75,7 @@ from twisted.python.failure import Failure
 from twisted.python.util import LineLog
 
 from msmtp_twisted import sysexits
+from msmtp_twisted.errors import Cause, SMTPFailure, TLSFailure
 from msmtp_twisted.protocol.compat_errors import (
     AUTHDeclinedError,
     AuthenticationError,
@@ -93,8 +96,9 @@ from msmtp_twisted.protocol.compat_session import (
     sender_session,
 )
 from msmtp_twisted.protocol.session import SessionProtocol
-from msmtp_twisted.smtp.client import SMTPFailure
+from msmtp_twisted.sending.connection import tls_wiring
 from msmtp_twisted.smtp.reply import Reply
+from msmtp_twisted.tls.options import TLSOptions
 
 __all__ = [
     "AUTHDeclinedError",
@@ -203,26 +207,14 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
         self._msmtp: tuple[int, str, Reply | None] | None = None
         tls, self._tls_problem = factory._tls_starter()
         self._tls = tls
-        ours = _is_account_tls(tls)
-        if tls is None:
-            start_tls = None
-        elif ours:
-            start_tls = tls.start_tls
-        else:
-            def start_tls(transport: Any) -> None:
-                transport.startTLS(tls)
+        clock = _ProtocolClock(self)
+        # the session/TLS wiring of every sender (our AccountTLS, or startTLS with
+        # a foreign context); no timeouts there: TimeoutMixin's, as Twisted's
+        wiring, finish = tls_wiring(tls, clock=clock, timeout=None, trace=self._trace_line)
         super().__init__(
-            self._session(),
-            clock=_ProtocolClock(self),  # type: ignore[arg-type]
-            timeout=None,  # TimeoutMixin's, as Twisted's: see connectionMade
-            body=_FileBody(factory.file, self.resetTimeout),
-            trace=self._trace_line,
-            start_tls=start_tls,
-            channel_binding=tls.channel_binding if ours else None,
-        )
-        if ours:
-            tls.watch(self)
-            self.done.addErrback(tls.translate)
+            self._session(), clock=clock,  # type: ignore[arg-type]
+            timeout=None, body=_FileBody(factory.file, self.resetTimeout), **wiring)
+        finish(self)
         self.done.addBoth(self._session_done)
 
     # -- the conversation ---------------------------------------------------------
@@ -238,7 +230,8 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
         except SMTPFailure as failure:
             if not isinstance(failure, _CompatError):
                 failure = SMTPProtocolError(-1, failure.message.encode(), self.log.str(),
-                                            exitcode=failure.exitcode, message=failure.message)
+                                            exitcode=failure.exitcode, message=failure.message,
+                                            cause=failure.cause)
             elif failure.log is None:
                 failure.log = self.log.str()
             self._report(failure)
@@ -296,7 +289,7 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
             "the server did not accept the mail", None)
         self.factory._failed(SMTPDeliveryError(
             code, resp, b"\n".join(errlog), addresses, exitcode=exitcode, message=message,
-            reply=reply), self)
+            reply=reply, cause=Cause.REPLY), self)
 
     def sendError(self, exc: _twisted.SMTPClientError) -> None:
         """Twisted's ``sendError``: report ``exc`` and drop the connection."""
@@ -313,32 +306,40 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
     def timeoutConnection(self) -> None:
         self.sendError(SMTPTimeoutError(
             -1, b"Timeout waiting for SMTP server response", self.log.str(),
-            exitcode=sysexits.EX_IOERR, message="network read error: the operation timed out"))
+            exitcode=sysexits.EX_IOERR, message="network read error: the operation timed out",
+            cause=Cause.TIMEOUT))
 
     def _session_done(self, result: Any) -> None:
-        """The session ended; a failure not reported yet came from the connection."""
+        """The session ended; a failure not reported yet came from the connection
+        (its ``cause`` says how), or from our TLS layer."""
         if not isinstance(result, Failure) or self._reported:
             return
         value = result.value
         reason = self._failureReason
         exitcode = getattr(value, "exitcode", sysexits.EX_IOERR)
         message = getattr(value, "message", str(value))
-        ours_tls = _is_tls_failure(value)
-        if not ours_tls and reason is not None and reason.check(error.ConnectionAborted):
-            # the session gave up on what the server sent (not SMTP, too much)
+        cause = getattr(value, "cause", Cause.LOCAL)
+        if cause in (Cause.PROTOCOL, Cause.LOCAL):
+            # what the server sent is not SMTP (or too much), or the mail's file failed
             self._report(SMTPProtocolError(-1, message.encode(), self.log.str(),
-                                           exitcode=exitcode, message=message))
+                                           exitcode=exitcode, message=message, cause=cause))
             return
-        if ours_tls or reason is None:
+        if cause is Cause.TIMEOUT:
+            self._report(SMTPTimeoutError(-1, b"Timeout waiting for SMTP server response",
+                                          self.log.str(), exitcode=exitcode, message=message,
+                                          cause=cause))
+            return
+        if isinstance(value, TLSFailure) or reason is None:
             text = message
         else:
             text = str(reason.value)
             tls = _foreign_tls_failure(reason.value)
             if tls is not None:
-                exitcode, message = tls
-        # Twisted: SMTPSenderFactory._processConnectionError
+                exitcode, message, cause = tls
+        # the connection ended before the verdict; Twisted's words for it are
+        # SMTPSenderFactory._processConnectionError's
         exn = SMTPConnectError(-1, "Unable to connect to SMTP server: " + text,
-                               exitcode=exitcode, message=message)
+                               exitcode=exitcode, message=message, cause=cause)
         exn.__cause__ = reason.value if reason is not None else value
         self._report(exn)
 
@@ -360,35 +361,25 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
         self._abort()
 
 
-def _is_account_tls(value: object) -> bool:
-    """Our msmtp-style TLS (made from a TLSOptions contextFactory)."""
-    tls = sys.modules.get("msmtp_twisted.net.tls")
-    return tls is not None and isinstance(value, tls.AccountTLS)
-
-
-def _is_tls_failure(value: object) -> bool:
-    """A failure our own TLS layer (net/tls.py) explained; without that module
-    loaded there is none, and the check does not load OpenSSL."""
-    tls = sys.modules.get("msmtp_twisted.net.tls")
-    return tls is not None and isinstance(value, tls.TLSFailure)
-
-
-def _foreign_tls_failure(value: BaseException) -> tuple[int, str] | None:
-    """msmtp's exit code and message for a TLS failure of a context not ours
+def _foreign_tls_failure(value: BaseException) -> tuple[int, str, Cause] | None:
+    """msmtp's exit code, message and cause for a TLS failure of a context not ours
     (Twisted's ``optionsForClientTLS``, an OpenSSL context factory): a name check
-    that failed (``service_identity``) or an OpenSSL handshake error."""
+    that failed (``service_identity``) or an OpenSSL handshake error; by type."""
     identity = sys.modules.get("service_identity")
     if identity is not None and isinstance(value, identity.VerificationError):
-        return sysexits.EX_UNAVAILABLE, f"TLS certificate verification failed: {value}"
+        return (sysexits.EX_UNAVAILABLE, f"TLS certificate verification failed: {value}",
+                Cause.TLS_CERTIFICATE)
     openssl = sys.modules.get("OpenSSL.SSL")
     if openssl is not None and isinstance(value, openssl.Error):
         reasons = [str(part[2]) for part in (value.args[0] if value.args else ())
                    if isinstance(part, tuple) and len(part) == 3]
         if "certificate verify failed" in reasons:
-            return sysexits.EX_UNAVAILABLE, "TLS certificate verification failed: " \
-                "certificate verify failed"
-        return sysexits.EX_PROTOCOL, "TLS handshake failed: " + (", ".join(reasons)
-                                                                  or str(value))
+            return (sysexits.EX_UNAVAILABLE,
+                    "TLS certificate verification failed: certificate verify failed",
+                    Cause.TLS_CERTIFICATE)
+        return (sysexits.EX_PROTOCOL, "TLS handshake failed: " + (", ".join(reasons)
+                                                                   or str(value)),
+                Cause.TLS_HANDSHAKE)
     return None
 
 
@@ -562,10 +553,18 @@ class SMTPSenderFactory(ClientFactory):
 def _connect_error(err: Failure) -> SMTPConnectError:
     value = err.value
     dns = isinstance(value, error.DNSLookupError)
+    if dns:
+        cause = Cause.DNS
+    elif isinstance(value, error.ConnectionRefusedError):
+        cause = Cause.REFUSED
+    elif isinstance(value, (error.TimeoutError, error.TCPTimedOutError)):
+        cause = Cause.TIMEOUT
+    else:
+        cause = Cause.UNREACHABLE
     exn = SMTPConnectError(
         -1, "Unable to connect to SMTP server: " + str(value),
         exitcode=sysexits.EX_NOHOST if dns else sysexits.EX_TEMPFAIL,
-        message=f"cannot connect to the server: {value}",
+        message=f"cannot connect to the server: {value}", cause=cause,
     )
     exn.__cause__ = value
     return exn
@@ -631,14 +630,16 @@ class ESMTPSenderFactory(SMTPSenderFactory):
             self._context = context
         if self._context is None:
             return None, None
-        tls = sys.modules.get("msmtp_twisted.net.tls")  # loaded if it made the context
-        if tls is not None and isinstance(self._context, tls.TLSOptions):
+        if isinstance(self._context, TLSOptions):
+            from msmtp_twisted.tls.account import AccountTLS
+
             try:
                 # a new one per connection: it keeps the connection's TLS state
-                return tls.AccountTLS(self._context), None
+                return AccountTLS(self._context), None
             except SMTPFailure as failure:  # unreadable files, bad priorities
                 return None, SMTPTLSError(-1, failure.message.encode(), isFatal=True,
-                                          exitcode=failure.exitcode, message=failure.message)
+                                          exitcode=failure.exitcode, message=failure.message,
+                                          cause=failure.cause)
         return self._context, None
 
 

@@ -4,10 +4,10 @@ Each class here subclasses the ``twisted.mail.smtp`` class of the same name, so
 an errback written for Twisted's sender factories (``f.trap(SMTPDeliveryError)``,
 ``except SMTPClientError``) matches unchanged, with Twisted's ``code``, ``resp``,
 ``log``, ``addresses``, ``isFatal`` and ``retry``, and ``str()`` as Twisted
-formats it.  Each is also an :class:`~msmtp_twisted.smtp.client.SMTPFailure`
+formats it.  Each is also an :class:`~msmtp_twisted.errors.SMTPFailure`
 and carries what the ``msmtp`` command would report: ``exitcode`` (sysexits),
-``message`` and ``reply`` (the server's :class:`~msmtp_twisted.smtp.reply.Reply`,
-when there is one).
+``message``, ``cause`` (:class:`~msmtp_twisted.errors.Cause`) and ``reply`` (the
+server's :class:`~msmtp_twisted.smtp.reply.Reply`, when there is one).
 
 Which class for which situation follows Twisted 26.10's ``SMTPClient``,
 ``ESMTPClient`` and ``SenderMixin``; see ``docs/twisted.md``.
@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from twisted.mail import smtp as _twisted
 
 from msmtp_twisted import sysexits
-from msmtp_twisted.smtp.client import SMTPFailure
+from msmtp_twisted.errors import Cause, SMTPFailure
 from msmtp_twisted.smtp.reply import Reply
 
 __all__ = [
@@ -64,6 +64,7 @@ class _CompatError(SMTPFailure):
         exitcode: int = sysexits.EX_UNAVAILABLE,
         message: str | None = None,
         reply: Reply | None = None,
+        cause: Cause | None = None,
     ) -> None:
         flags: dict[str, bool] = {}
         if isFatal is not None:
@@ -78,10 +79,12 @@ class _CompatError(SMTPFailure):
         # again through the MRO; args stay Twisted's (code, resp, ...)
         self.exitcode = exitcode
         self.message = message
+        self.cause = cause or (Cause.REPLY if reply is not None else Cause.PROTOCOL)
         self.reply = reply
         self.quit = not self.isFatal
         self.lmtp_failures = []
         self.details = []
+        self.writing = False
         self.recipients = []
 
     def __str__(self) -> str:

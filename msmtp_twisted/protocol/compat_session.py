@@ -21,8 +21,9 @@ deciding as Twisted 26.10's ``SMTPClient``/``ESMTPClient`` decide:
   reply to the final dot, or the refusal of the sender, of every recipient, of
   DATA) goes to ``sent_mail`` with every RCPT reply, then RSET and QUIT.
 
-Twisted's error classes are raised here (they are :class:`SMTPFailure` too); the
-protocol reports them.  No Twisted I/O is imported.
+Twisted's error classes are raised here (they are
+:class:`~msmtp_twisted.errors.SMTPFailure` too, with a ``cause``); the protocol
+reports them.  No Twisted I/O is imported.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from msmtp_twisted import sysexits
+from msmtp_twisted.errors import Cause, SMTPFailure
 from msmtp_twisted.protocol.compat_errors import (
     AUTHDeclinedError,
     AuthenticationError,
@@ -50,7 +52,6 @@ from msmtp_twisted.smtp.client import (
     Capabilities,
     Send,
     SendmailRequest,
-    SMTPFailure,
     authenticate,
     command,
     envelope,
@@ -150,6 +151,7 @@ def sender_session(
                     message="the server does not support TLS via the STARTTLS command"
                     if settings.can_tls else
                     "TLS is required, but the factory has no contextFactory and no hostname",
+                    cause=Cause.UNSUPPORTED if settings.can_tls else Cause.LOCAL,
                 )
             if extended is not None:
                 yield from _authenticate(settings, state, caps)
@@ -190,9 +192,10 @@ def _authenticate(
     """Twisted authenticates when it has a secret and the server offers AUTH."""
     if not settings.password or not caps.auth:
         if settings.require_authentication:
-            raise _auth_required(
-                "authentication is required, but no password was given"
-                if not settings.password else "the server does not support authentication")
+            if not settings.password:
+                raise _auth_required("authentication is required, but no password was given")
+            raise _auth_required("the server does not support authentication",
+                                 cause=Cause.UNSUPPORTED)
         return
     request = AuthRequest(
         user=settings.username, password=settings.password, host=settings.auth_host,
@@ -216,10 +219,10 @@ def _authenticate(
             if sent:
                 raise AuthenticationError(
                     501, failure.message.encode(), exitcode=failure.exitcode,
-                    message=failure.message,
+                    message=failure.message, cause=failure.cause,
                 ) from None
             if settings.require_authentication:
-                raise _auth_required(failure.message, failure.exitcode) from None
+                raise _auth_required(failure.message, failure.exitcode, failure.cause) from None
             # no method both sides accept: Twisted goes on without AUTH, and so do we
             # (msmtp's choice never sends a password in clear without TLS)
             return
@@ -228,10 +231,11 @@ def _authenticate(
         value = yield action
 
 
-def _auth_required(why: str, exitcode: int = sysexits.EX_UNAVAILABLE) -> AUTHRequiredError:
+def _auth_required(why: str, exitcode: int = sysexits.EX_UNAVAILABLE,
+                   cause: Cause = Cause.AUTH) -> AUTHRequiredError:
     return AUTHRequiredError(
         502, b"Server does not support Client Authentication schemes", exitcode=exitcode,
-        message=why,
+        message=why, cause=cause,
     )
 
 
@@ -278,6 +282,7 @@ def _transaction(
         raise SMTPProtocolError(
             mailsize.code, _resp(mailsize), exitcode=sysexits.EX_PROTOCOL,
             message="the server replied before the end of the mail", reply=mailsize,
+            cause=Cause.PROTOCOL,
         )
     state.final_dot_sent = True
     yield command(".")

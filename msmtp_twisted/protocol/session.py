@@ -5,7 +5,11 @@ It owns only I/O concerns: flushing queued commands when a reply is awaited
 the mail body through the transport as a pull producer (so memory stays flat
 whatever the mail size), timeouts on every wait, and the QUIT-or-close ending
 that the session asks for.  ``done`` fires with the session's result or fails
-with :class:`~msmtp_twisted.smtp.client.SMTPFailure`.
+with :class:`~msmtp_twisted.errors.SMTPFailure`, whose ``cause`` says why
+(:class:`~msmtp_twisted.errors.Cause`: a reply, a timeout, a reset, a close by
+the server, a protocol violation) and ``writing`` whether we were writing then.
+``on_lost(reason)`` is told why the connection ended, before ``done`` fires (the
+TLS layer reads the TLS errors there).
 
 What the server sends is bounded at every step, as msmtp's blocking reads bound
 it: bytes are parsed into a reply only when the session waits for one, a reply
@@ -30,6 +34,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from msmtp_twisted import sysexits
+from msmtp_twisted.errors import Cause, SMTPFailure
 from msmtp_twisted.smtp.client import (
     CHANNEL_BINDING,
     PASSWORD,
@@ -37,7 +42,6 @@ from msmtp_twisted.smtp.client import (
     SEND_BODY,
     START_TLS,
     Send,
-    SMTPFailure,
     quit_session,
 )
 from msmtp_twisted.smtp.reply import Reply, ReplyError, ReplyReader
@@ -81,6 +85,7 @@ class SessionProtocol(TwistedProtocol):
         start_tls: Callable[[Any], None] | None = None,
         channel_binding: Callable[[], dict[str, bytes]] | None = None,
         password: Callable[[], Any] | None = None,
+        on_lost: Callable[[Failure | None], None] | None = None,
     ) -> None:
         self._session: Generator[Any, Any, Any] | None = session
         self._clock = clock
@@ -90,6 +95,7 @@ class SessionProtocol(TwistedProtocol):
         self._start_tls = start_tls
         self._channel_binding = channel_binding
         self._password = password
+        self._on_lost = on_lost
         self._reader = ReplyReader()
         self._reading_paused = False
         self._outgoing: list[Send] = []
@@ -223,7 +229,7 @@ class SessionProtocol(TwistedProtocol):
         try:
             reply = self._reader.next_reply()
         except ReplyError as e:
-            raise SMTPFailure(sysexits.EX_PROTOCOL, str(e)) from None
+            raise SMTPFailure(sysexits.EX_PROTOCOL, str(e), cause=Cause.PROTOCOL) from None
         if reply is not None and self._trace:
             for line in reply.lines:
                 self._trace("<--", line.encode("utf-8", "surrogateescape") + b"\r\n")
@@ -233,8 +239,8 @@ class SessionProtocol(TwistedProtocol):
         """Stop reading while too many unparsed bytes wait for the session."""
         buffered = self._reader.buffered
         if buffered > HARD_LIMIT:
-            self._fail(SMTPFailure(sysexits.EX_PROTOCOL,
-                                   "the server sent more data than expected"), abort=True)
+            self._fail(SMTPFailure(sysexits.EX_PROTOCOL, "the server sent more data than expected",
+                                   cause=Cause.PROTOCOL), abort=True)
         elif buffered > HIGH_WATER and not self._reading_paused:
             pause = getattr(self.transport, "pauseProducing", None)
             if pause is not None:
@@ -249,6 +255,8 @@ class SessionProtocol(TwistedProtocol):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.connected = False
         self._cancel_timer()
+        if self._on_lost is not None:
+            self._on_lost(reason)
         # Twisted keeps no errno.  A clean EOF means the server sent a FIN: a write
         # after it fails with EPIPE, a read sees the end of the stream.  Anything else
         # is a read/write error, in practice a TCP RST without a FIN first: ECONNRESET.
@@ -257,16 +265,18 @@ class SessionProtocol(TwistedProtocol):
             self._producer.stop()
             self._producer = None
             what = "Broken pipe" if clean else "Connection reset by peer"
-            self._set_outcome(
-                None, SMTPFailure(sysexits.EX_IOERR, f"network write error: {what}")
-            )
+            self._set_outcome(None, SMTPFailure(
+                sysexits.EX_IOERR, f"network write error: {what}",
+                cause=Cause.CLOSED if clean else Cause.RESET, writing=True))
         if self._session is not None and not self._quitting:
             # the server went away while we waited for it (or were about to)
             if clean:
-                failure = SMTPFailure(sysexits.EX_PROTOCOL, str(self._reader.eof_error()))
+                failure = SMTPFailure(sysexits.EX_PROTOCOL, str(self._reader.eof_error()),
+                                      cause=Cause.CLOSED)
             else:
                 failure = SMTPFailure(
-                    sysexits.EX_IOERR, "network read error: Connection reset by peer"
+                    sysexits.EX_IOERR, "network read error: Connection reset by peer",
+                    cause=Cause.RESET,
                 )
             self._set_outcome(None, failure)
         self._session = None
@@ -321,9 +331,11 @@ class SessionProtocol(TwistedProtocol):
     def _begin_tls(self) -> None:
         if self._reader.pending:
             # bytes after the 220 would be read as if they had come over TLS
-            raise SMTPFailure(sysexits.EX_PROTOCOL, "command STARTTLS failed")
+            raise SMTPFailure(sysexits.EX_PROTOCOL, "command STARTTLS failed",
+                              cause=Cause.PROTOCOL)
         if self._start_tls is None:
-            raise SMTPFailure(sysexits.EX_SOFTWARE, "support for TLS is not available")
+            raise SMTPFailure(sysexits.EX_SOFTWARE, "support for TLS is not available",
+                              cause=Cause.LOCAL)
         self._start_tls(self.transport)
 
     # -- timeouts ---------------------------------------------------------------
@@ -340,7 +352,8 @@ class SessionProtocol(TwistedProtocol):
 
     def _read_timed_out(self) -> None:
         self._timer = None
-        self._fail(SMTPFailure(sysexits.EX_IOERR, "network read error: the operation timed out"))
+        self._fail(SMTPFailure(sysexits.EX_IOERR, "network read error: the operation timed out",
+                               cause=Cause.TIMEOUT))
 
     def _write_timed_out(self) -> None:
         self._timer = None
@@ -350,7 +363,8 @@ class SessionProtocol(TwistedProtocol):
         # that fills the socket buffer goes out in part and send() returns short after
         # the timeout: msmtp then says just "network write error".  A graceful close
         # would wait for ever for our buffered data to go out, so drop it.
-        self._fail(SMTPFailure(sysexits.EX_IOERR, "network write error"), abort=True)
+        self._fail(SMTPFailure(sysexits.EX_IOERR, "network write error", cause=Cause.TIMEOUT,
+                               writing=True), abort=True)
 
     # -- ending -------------------------------------------------------------------
 
@@ -406,7 +420,8 @@ class SessionProtocol(TwistedProtocol):
             return
         self._finished = True
         result, failure = self._outcome or (
-            None, SMTPFailure(sysexits.EX_SOFTWARE, "the session ended unexpectedly")
+            None, SMTPFailure(sysexits.EX_SOFTWARE, "the session ended unexpectedly",
+                              cause=Cause.LOCAL)
         )
         if failure is not None:
             self.done.errback(failure)
@@ -430,9 +445,8 @@ class _BodyProducer:
             chunk = self._body.next_chunk()
         except OSError:
             self._stopped = True
-            self._proto._body_failed(
-                SMTPFailure(sysexits.EX_IOERR, "input error while reading the mail")
-            )
+            self._proto._body_failed(SMTPFailure(
+                sysexits.EX_IOERR, "input error while reading the mail", cause=Cause.LOCAL))
             return
         if chunk is None:
             self._stopped = True

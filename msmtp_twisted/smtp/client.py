@@ -13,17 +13,19 @@ Each session is a generator that yields *actions* and receives their results:
 - ``START_TLS``: the driver starts TLS on the connection, then resumes.
 
 A session ends by returning a :class:`Delivered` result or by raising
-:class:`SMTPFailure`, which carries msmtp's message, the server's reply lines
-and the exit code.  After either, ``quit_session()`` is run if the result says
-so, exactly where msmtp sends QUIT (and where it just closes).
+:class:`~msmtp_twisted.errors.SMTPFailure`, which carries msmtp's message, the
+server's reply lines, the exit code and the cause.  After either,
+``quit_session()`` is run if the result says so, exactly where msmtp sends QUIT
+(and where it just closes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from dataclasses import dataclass, field
 
 from msmtp_twisted import sysexits
+from msmtp_twisted.errors import Cause, LMTPRecipientFailure, SMTPFailure
 from msmtp_twisted.smtp.reply import Reply
 
 __all__ = [
@@ -31,12 +33,10 @@ __all__ = [
     "CHANNEL_BINDING",
     "Capabilities",
     "Delivered",
-    "LMTPRecipientFailure",
     "PASSWORD",
     "RECEIVE",
     "SEND_BODY",
     "START_TLS",
-    "SMTPFailure",
     "Send",
     "SendmailRequest",
     "authenticate",
@@ -83,43 +83,6 @@ PASSWORD = _Marker("PASSWORD")
 
 Action = Send | _Marker
 Session = Generator[Action, object, "Delivered"]
-
-
-class SMTPFailure(Exception):
-    """The session failed; ``quit`` says whether msmtp would still send QUIT."""
-
-    def __init__(
-        self,
-        exitcode: int,
-        message: str,
-        reply: Reply | None = None,
-        *,
-        quit: bool = False,
-        lmtp_failures: Sequence[LMTPRecipientFailure] = (),
-        details: Sequence[str] = (),
-        recipients: Sequence[tuple[str, Reply]] = (),
-    ) -> None:
-        super().__init__(message)
-        self.exitcode = exitcode
-        self.message = message
-        self.reply = reply
-        self.quit = quit
-        self.lmtp_failures = list(lmtp_failures)
-        #: more lines for the user, printed after the server's reply
-        self.details = list(details)
-        #: the RCPT replies read before the failure, ``(address, reply)`` in order
-        #: (filled with :attr:`SendmailRequest.partial_recipients`)
-        self.recipients = list(recipients)
-
-
-@dataclass(frozen=True)
-class LMTPRecipientFailure:
-    recipient: str
-    reply: Reply
-
-    @property
-    def message(self) -> str:
-        return f"the server refuses to send the mail to {self.recipient}"
 
 
 @dataclass(frozen=True)
@@ -187,6 +150,7 @@ def command(text: str) -> Send:
             sysexits.EX_DATAERR,
             f"Cannot send command because it is longer than {MAX_COMMAND} characters. "
             "Increase SMTP_MAXCMDLEN.",
+            cause=Cause.LOCAL,
         )
     return Send(text.encode("utf-8", "surrogateescape") + b"\r\n")
 
@@ -292,7 +256,8 @@ def authenticate(caps: Capabilities, auth: AuthRequest) -> Generator[Action, obj
         if auth.optional:
             return ""
         raise SMTPFailure(
-            sysexits.EX_UNAVAILABLE, "the server does not support authentication", quit=True
+            sysexits.EX_UNAVAILABLE, "the server does not support authentication", quit=True,
+            cause=Cause.UNSUPPORTED,
         )
     want = auth.mechanism.upper()
     if want == "ON":
@@ -316,18 +281,20 @@ def authenticate(caps: Capabilities, auth: AuthRequest) -> Generator[Action, obj
             why = availability().get(want)
             if why:
                 message += f" ({why})"
-        raise SMTPFailure(e.exitcode, message) from None
+        raise SMTPFailure(e.exitcode, message, cause=Cause.AUTH) from None
     user, password = auth.user, auth.password
     if name != "EXTERNAL":
         if user is None:
             raise SMTPFailure(
-                sysexits.EX_UNAVAILABLE, f"authentication method {name} needs a user name"
+                sysexits.EX_UNAVAILABLE, f"authentication method {name} needs a user name",
+                cause=Cause.AUTH,
             )
         if name != "GSSAPI" and password is None:
             got = yield PASSWORD
             if not isinstance(got, str):
                 raise SMTPFailure(
-                    sysexits.EX_UNAVAILABLE, f"authentication method {name} needs a password"
+                    sysexits.EX_UNAVAILABLE, f"authentication method {name} needs a password",
+                    cause=Cause.AUTH,
                 )
             password = got
     cb = None
@@ -339,7 +306,7 @@ def authenticate(caps: Capabilities, auth: AuthRequest) -> Generator[Action, obj
                       channel_binding=cb, ntlmdomain=auth.ntlmdomain)
         initial = mech.initial_response() if name in INLINE else None
     except SASLError as e:
-        raise SMTPFailure(e.exitcode, e.message) from None
+        raise SMTPFailure(e.exitcode, e.message, cause=Cause.AUTH) from None
     if initial is None:
         yield command(f"AUTH {name}")
     else:
@@ -364,7 +331,7 @@ def authenticate(caps: Capabilities, auth: AuthRequest) -> Generator[Action, obj
                 )
             response = mech.respond(decode_challenge(reply.lines[0][4:], name))
         except SASLError as e:
-            raise SMTPFailure(e.exitcode, e.message) from None
+            raise SMTPFailure(e.exitcode, e.message, cause=Cause.AUTH) from None
         encoded = encode_response(response)
         # an empty response tells nothing: show it as it is
         yield _secret(encoded, _HIDDEN if encoded else b"")
@@ -505,6 +472,7 @@ def open_session(
                 sysexits.EX_UNAVAILABLE,
                 "the server does not support TLS via the STARTTLS command",
                 quit=True,
+                cause=Cause.UNSUPPORTED,
             )
         yield command("STARTTLS")
         reply = _reply((yield RECEIVE))
@@ -521,7 +489,8 @@ def sendmail_session(request: SendmailRequest) -> Session:
     caps = start.capabilities
     if (request.dsn_notify or request.dsn_return) and not caps.dsn:
         raise SMTPFailure(
-            sysexits.EX_UNAVAILABLE, "the server does not support DSN", quit=True
+            sysexits.EX_UNAVAILABLE, "the server does not support DSN", quit=True,
+            cause=Cause.UNSUPPORTED,
         )
     if request.auth is not None:
         yield from authenticate(caps, request.auth)
@@ -568,7 +537,8 @@ def early_reply_failure(reply: Reply) -> SMTPFailure:
     if reply.code >= 400:
         return SMTPFailure(sysexits.EX_UNAVAILABLE, "the server did not accept the mail", reply)
     return SMTPFailure(
-        sysexits.EX_PROTOCOL, "the server replied before the end of the mail", reply
+        sysexits.EX_PROTOCOL, "the server replied before the end of the mail", reply,
+        cause=Cause.PROTOCOL,
     )
 
 
@@ -581,6 +551,7 @@ def etrn_session(protocol: str, domain: str, argument: str, starttls: bool = Fal
             sysexits.EX_UNAVAILABLE,
             "the server does not support Remote Message Queue Starting",
             quit=True,
+            cause=Cause.UNSUPPORTED,
         )
     if auth is not None:
         yield from authenticate(caps, auth)

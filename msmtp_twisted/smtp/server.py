@@ -1,14 +1,14 @@
 """The msmtpd server conversation, without I/O.
 
-Bytes go in (:meth:`SMTPServer.receive`), events come out: :class:`Reply` (bytes
+Bytes go in (:meth:`SMTPServer.receive`), events come out: :class:`ServerReply` (bytes
 to write), :class:`Log` (a line for msmtpd's log), :class:`MessageBegin`,
 :class:`MessageData` and :class:`MessageEnd` (the mail, already converted the way
-msmtpd pipes it: LF line endings, dot-unstuffed), :class:`AuthRequest`,
+msmtpd pipes it: LF line endings, dot-unstuffed), :class:`AuthAttempt`,
 :class:`MessageAborted` and :class:`Close`.  No Twisted, no sockets, no clock.
 
 Two events need an answer from the driver before the conversation can go on:
 
-- :class:`AuthRequest`: call :meth:`SMTPServer.auth_result` with the verdict;
+- :class:`AuthAttempt`: call :meth:`SMTPServer.auth_result` with the verdict;
 - :class:`MessageEnd`: call :meth:`SMTPServer.delivery_result` with the exit
   status of the pipe command (:func:`delivery_reply` maps it to msmtpd's reply).
 
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 __all__ = [
-    "AuthRequest",
+    "AuthAttempt",
     "Close",
     "DEFAULT_MAX_LINE",
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -45,9 +45,9 @@ __all__ = [
     "MessageBegin",
     "MessageData",
     "MessageEnd",
-    "Reply",
     "SMTPServer",
     "ServerLimits",
+    "ServerReply",
     "State",
     "TEMPFAIL_EXIT_CODES",
     "delivery_reply",
@@ -82,8 +82,10 @@ _HELP = "Commands: EHLO HELO AUTH MAIL RCPT DATA RSET NOOP VRFY HELP QUIT"
 
 
 @dataclass(frozen=True)
-class Reply:
-    """An SMTP reply; ``lines`` without CRLF (a multi-line reply has several)."""
+class ServerReply:
+    """A reply the server sends; ``lines`` without CRLF (a multi-line reply has
+    several), each without its code (unlike the client's
+    :class:`~msmtp_twisted.smtp.reply.Reply`, which keeps the lines as received)."""
 
     code: int
     lines: tuple[str, ...]
@@ -149,8 +151,10 @@ class MessageAborted:
 
 
 @dataclass(frozen=True)
-class AuthRequest:
-    """The client authenticates; answer with :meth:`SMTPServer.auth_result`."""
+class AuthAttempt:
+    """The client authenticates with these credentials; answer with
+    :meth:`SMTPServer.auth_result`.  (The client's side of AUTH is
+    :class:`~msmtp_twisted.smtp.client.AuthRequest`.)"""
 
     mechanism: str
     username: str
@@ -166,7 +170,8 @@ class Close:
     reason: str
 
 
-Event = Reply | Log | MessageBegin | MessageData | MessageEnd | MessageAborted | AuthRequest | Close
+Event = (ServerReply | Log | MessageBegin | MessageData | MessageEnd | MessageAborted
+         | AuthAttempt | Close)
 
 
 # ---------------------------------------------------------------------------
@@ -258,7 +263,7 @@ def received_header(
 
 
 def delivery_reply(exit_code: int | None, signal: int | None = None,
-                   timed_out: bool = False, interrupted: bool = False) -> Reply:
+                   timed_out: bool = False, interrupted: bool = False) -> ServerReply:
     """msmtpd's reply for the pipe command's end.
 
     0 → ``250 Ok, mail was piped``; EX_NOHOST, EX_UNAVAILABLE, EX_OSERR and
@@ -269,17 +274,17 @@ def delivery_reply(exit_code: int | None, signal: int | None = None,
     timed out``.  A command stopped because the server is shutting down (ours
     only) → ``451 Pipe command stopped at server shutdown, try again later``."""
     if timed_out:
-        return Reply(554, ("Pipe command timed out",))
+        return ServerReply(554, ("Pipe command timed out",))
     if interrupted:
-        return Reply(451, ("Pipe command stopped at server shutdown, try again later",))
+        return ServerReply(451, ("Pipe command stopped at server shutdown, try again later",))
     if signal is not None:
         exit_code = 128 + signal
     if exit_code is None:
-        return Reply(554, ("Pipe command failed to execute",))
+        return ServerReply(554, ("Pipe command failed to execute",))
     if exit_code == 0:
-        return Reply(250, ("Ok, mail was piped",))
+        return ServerReply(250, ("Ok, mail was piped",))
     code = 451 if exit_code in TEMPFAIL_EXIT_CODES else 554
-    return Reply(code, (f"Pipe command reported error {exit_code}",))
+    return ServerReply(code, (f"Pipe command reported error {exit_code}",))
 
 
 class DataDecoder:
@@ -371,8 +376,8 @@ def envelope_cost(address: str) -> int:
     return len(address) + ENVELOPE_ITEM_OVERHEAD
 
 
-def _r(code: int, text: str) -> Reply:
-    return Reply(code, (text,))
+def _r(code: int, text: str) -> ServerReply:
+    return ServerReply(code, (text,))
 
 
 #: msmtpd's reply (and log line) for a command that does not fit the state.
@@ -425,7 +430,7 @@ class SMTPServer:
 
     @property
     def waiting(self) -> bool:
-        """True while an :class:`AuthRequest` or :class:`MessageEnd` is unanswered."""
+        """True while an :class:`AuthAttempt` or :class:`MessageEnd` is unanswered."""
         return self._waiting is not None
 
     @property
@@ -442,7 +447,7 @@ class SMTPServer:
 
     def shutdown(self) -> list[Event]:
         """The server is going down: ``421`` and :class:`Close` (a mail not yet
-        complete is aborted).  While an :class:`AuthRequest` or
+        complete is aborted).  While an :class:`AuthAttempt` or
         :class:`MessageEnd` waits for its answer, nothing happens now: the
         answer is given, then the ``421``, and input after it is ignored."""
         if self.state is State.CLOSED:
@@ -455,12 +460,19 @@ class SMTPServer:
     def _shutdown_events(self) -> list[Event]:
         events: list[Event] = []
         if self.state is State.DATA:
-            if not self._oversize:  # else aborted already, once is the contract
-                events.append(MessageAborted("server shutting down"))
-            events.append(Log("error", "server shutting down, unfinished mail discarded"))
+            events += self._discard_mail("server shutting down",
+                                         "server shutting down, unfinished mail discarded")
         events.append(_r(421, "Server shutting down, closing connection"))
         events.append(Log("info", "server shutting down, session closed"))
         events.append(self._close("server shutting down"))
+        return events
+
+    def _discard_mail(self, reason: str, log: str) -> list[Event]:
+        """The mail being received will never be complete."""
+        events: list[Event] = []
+        if not self._oversize:  # else aborted already, once is the contract
+            events.append(MessageAborted(reason))
+        events.append(Log("error", log))
         return events
 
     @property
@@ -493,9 +505,8 @@ class SMTPServer:
     def _finish_eof(self) -> list[Event]:
         events: list[Event] = []
         if self.state is State.DATA:
-            if not self._oversize:  # else aborted already, once is the contract
-                events.append(MessageAborted("client disconnected during DATA"))
-            events.append(Log("error", "client disconnected during DATA, mail discarded"))
+            events += self._discard_mail("client disconnected during DATA",
+                                         "client disconnected during DATA, mail discarded")
         elif self.state is State.READY and self.mails_delivered:
             self._eof_clean = True
             events.append(Log("info", "client ended session without sending QUIT"))
@@ -505,7 +516,7 @@ class SMTPServer:
         return events
 
     def auth_result(self, ok: bool, temporary: bool = False) -> list[Event]:
-        """The verdict on the last :class:`AuthRequest`; ``temporary`` when the
+        """The verdict on the last :class:`AuthAttempt`; ``temporary`` when the
         credentials could not be checked (e.g. the LDAP server is down)."""
         assert self._waiting == "auth"
         self._waiting = None
@@ -531,7 +542,7 @@ class SMTPServer:
             return events + self._shutdown_events()
         return events + self._resume()
 
-    def delivery_result(self, reply: Reply) -> list[Event]:
+    def delivery_result(self, reply: ServerReply) -> list[Event]:
         """The reply for the mail of the last :class:`MessageEnd` (see
         :func:`delivery_reply`)."""
         assert self._waiting == "delivery"
@@ -564,7 +575,7 @@ class SMTPServer:
         self._buf.clear()
         return Close(reason)
 
-    def _error(self, code: int, text: str) -> Reply:
+    def _error(self, code: int, text: str) -> ServerReply:
         self.had_error = True
         return _r(code, text)
 
@@ -695,7 +706,7 @@ class SMTPServer:
         lines = ["localhost", "PIPELINING", f"SIZE {self.limits.max_message_size}", "8BITMIME"]
         if self.auth_enabled:
             lines.append("AUTH PLAIN LOGIN")
-        return [Reply(250, tuple(lines))]
+        return [ServerReply(250, tuple(lines))]
 
     def _mail(self, arg: str) -> list[Event]:
         parsed = parse_address(arg, allow_empty=True)
@@ -829,12 +840,12 @@ class SMTPServer:
         # Malformed credentials fail like wrong ones (and are delayed alike).
         self._login_user = ""
         self._waiting = "auth"
-        return [AuthRequest(mech, "", b"", malformed=True)]
+        return [AuthAttempt(mech, "", b"", malformed=True)]
 
     def _auth_request(self, mech: str, user: str, password: bytes) -> list[Event]:
         self._login_user = user
         self._waiting = "auth"
-        return [AuthRequest(mech, user, password)]
+        return [AuthAttempt(mech, user, password)]
 
 
 def printable(text: str) -> str:

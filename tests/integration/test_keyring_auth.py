@@ -13,8 +13,8 @@ import subprocess
 import uuid
 
 from tests.conftest import ours_command, ours_env
-from tests.integration.test_msmtpd import converse
 from tests.servers.mailservers import msmtprc, send
+from tests.servers.msmtpd import converse
 from tests.servers.secretservice import SecretServiceEnv
 
 
@@ -92,22 +92,15 @@ def test_nothing_stored_and_no_terminal(secret_service, mailservers, tmp_path,
     assert "authentication method PLAIN needs a password" in results[0][1]
 
 
-def test_msmtpd_auth_password_from_the_key_ring(secret_service, tmp_path) -> None:
-    from tests.integration.test_msmtpd import OURS, Daemon, Recorder
-
+def test_msmtpd_auth_password_from_the_key_ring(secret_service, msmtpd, recorder) -> None:
     secret_service.store("d-pass", label="msmtpd", host="localhost", service="smtp",
                          user="msmtpd-user")
-    recorder = Recorder(tmp_path)
-    daemon = Daemon(OURS, [f"--command={recorder.command()}", "--auth=msmtpd-user"],
-                    tmp_path)
-    try:
-        token = base64.b64encode(b"\0msmtpd-user\0wrong") + b"\r\n"
-        got = converse(daemon.port, [b"EHLO x\r\n", b"AUTH PLAIN " + token])
-        assert got[-1] == b"535 Authentication failed\r\n"
-        with smtplib.SMTP("127.0.0.1", daemon.port, timeout=15) as smtp:
-            smtp.login("msmtpd-user", "d-pass")
-            smtp.sendmail("a@b", ["c@d"], b"Subject: x\r\n\r\nkey ring\r\n")
-        assert len(recorder.wait(1)) == 1
-    finally:
-        daemon.stop()
+    daemon = msmtpd([f"--command={recorder.command()}", "--auth=msmtpd-user"])
+    token = base64.b64encode(b"\0msmtpd-user\0wrong") + b"\r\n"
+    got = converse(daemon.port, [b"EHLO x\r\n", b"AUTH PLAIN " + token])
+    assert got[-1] == b"535 Authentication failed\r\n"
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=15) as smtp:
+        smtp.login("msmtpd-user", "d-pass")
+        smtp.sendmail("a@b", ["c@d"], b"Subject: x\r\n\r\nkey ring\r\n")
+    assert len(recorder.wait(1)) == 1
     assert os.environ.get("DBUS_SESSION_BUS_ADDRESS") == secret_service.bus_address

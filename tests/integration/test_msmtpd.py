@@ -1,20 +1,16 @@
 """Our msmtpd, run as a process on 127.0.0.1, with real clients.
 
-The pipe command is a small recorder script (written per test) that stores its
-argv and standard input as JSON, so every test can check exactly what reached
-the command.  Recipients steer it: ``exit-N@x`` exits with N, ``sleep-N@x``
+The pipe command is the recorder of :mod:`tests.servers.msmtpd` (a small script that
+stores its argv and standard input as JSON, so every test can check exactly what
+reached the command).  Recipients steer it: ``exit-N@x`` exits with N, ``sleep-N@x``
 sleeps, ``kill@x`` kills itself, ``stdout@x`` writes to its standard output,
 ``hash@x`` records only the size and SHA-256 of a (big) mail.
-
-Helpers here (``Daemon``, ``Recorder``, ``converse``...) are shared with the other
-``test_msmtpd_*`` integration modules.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import shutil
 import smtplib
@@ -23,215 +19,22 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, ours_command, ours_env, require
+from tests.conftest import ours_command, ours_env, require
 from tests.servers.msmtp import REAL_MSMTP, run_msmtp, write_config
-from tests.servers.ports import free_port
-
-DEBIAN_MSMTPD = "/opt/msmtpd-root/usr/bin/msmtpd"
-OURS = [sys.executable, "-m", "msmtp_twisted.daemon"]
-
-RECORDER = r'''
-import base64, hashlib, json, os, signal, sys, time
-out = sys.argv[1]
-argv = sys.argv[2:]
-code = 0
-for a in argv:
-    if a.startswith("sleep-"):
-        time.sleep(float(a[6:].split("@")[0]))
-    if a.startswith("exit-"):
-        code = int(a[5:].split("@")[0])
-    if a == "stdout@x":
-        sys.stdout.write("250 Ok fake reply from the command\r\n" * 100)
-        sys.stdout.flush()
-    if a == "stderr@x":
-        sys.stderr.write("trouble on stderr\n")
-    if a == "kill@x":
-        sys.stdin.buffer.read()
-        os.kill(os.getpid(), signal.SIGKILL)
-record = {"argv": argv, "pid": os.getpid()}
-if "hash@x" in argv:
-    h = hashlib.sha256()
-    size = 0
-    while True:
-        chunk = sys.stdin.buffer.read(1 << 20)
-        if not chunk:
-            break
-        h.update(chunk)
-        size += len(chunk)
-    record.update(size=size, sha256=h.hexdigest())
-else:
-    record["data"] = base64.b64encode(sys.stdin.buffer.read()).decode()
-name = os.path.join(out, "%.6f-%d" % (time.time(), os.getpid()))
-with open(name + ".tmp", "w") as f:
-    json.dump(record, f)
-os.rename(name + ".tmp", name + ".json")
-sys.exit(code)
-'''
-
-
-class Recorder:
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory / "mails"
-        self.dir.mkdir()
-        self.script = directory / "recorder.py"
-        self.script.write_text(RECORDER)
-
-    def command(self, args: str = "-f %F --") -> str:
-        return f"{sys.executable} {self.script} {self.dir} {args}"
-
-    def mails(self) -> list[dict[str, Any]]:
-        out = []
-        for p in sorted(self.dir.glob("*.json")):
-            rec = json.loads(p.read_text())
-            if "data" in rec:
-                rec["data"] = base64.b64decode(rec["data"])
-            out.append(rec)
-        return out
-
-    def wait(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            mails = self.mails()
-            if len(mails) >= n:
-                return mails
-            time.sleep(0.02)
-        return self.mails()
-
-
-class Daemon:
-    """An msmtpd process (ours or Debian's) on 127.0.0.1:port."""
-
-    def __init__(self, program: Sequence[str], args: Sequence[str], cwd: Path) -> None:
-        self.port = free_port()
-        self.argv = [*program, f"--port={self.port}", "--interface=127.0.0.1", *args]
-        self.proc = subprocess.Popen(self.argv, cwd=cwd, env=ours_env(dict(os.environ)),
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    out, err = self.proc.communicate(timeout=5)
-                    raise RuntimeError(f"msmtpd did not start: {err.decode()}") from None
-                time.sleep(0.05)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def peak_rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-        raise AssertionError("no VmHWM")
-
-    def children(self) -> list[int]:
-        kids: list[int] = []
-        for task in Path(f"/proc/{self.pid}/task").iterdir():
-            text = (task / "children").read_text().split()
-            kids += [int(k) for k in text]
-        return kids
-
-    def stop(self) -> tuple[str, str]:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            out, err = self.proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, err = self.proc.communicate()
-        return out.decode(errors="replace"), err.decode(errors="replace")
-
-
-@pytest.fixture
-def recorder(tmp_path: Path) -> Recorder:
-    return Recorder(tmp_path)
-
-
-@pytest.fixture
-def daemon_factory(tmp_path: Path) -> Iterator[Any]:
-    started: list[Daemon] = []
-
-    def start(args: Sequence[str], program: Sequence[str] = OURS) -> Daemon:
-        d = Daemon(program, args, tmp_path)
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        d.stop()
-
-
-@pytest.fixture
-def ours(daemon_factory: Any, recorder: Recorder) -> Daemon:
-    return daemon_factory([f"--command={recorder.command()}"])
-
-
-def read_reply(sock: socket.socket, timeout: float = 10.0) -> bytes:
-    """One complete (multi-line) reply, or what came before EOF/timeout.  Reads
-    with MSG_PEEK first, so the bytes of later replies stay in the socket."""
-    sock.settimeout(timeout)
-    seen = 0
-    while True:
-        try:
-            buf = sock.recv(1 << 20, socket.MSG_PEEK)
-        except (TimeoutError, ConnectionResetError):
-            return b""
-        if not buf:
-            return b""
-        lines = buf.split(b"\r\n")
-        for i, line in enumerate(lines[:-1]):
-            if len(line) >= 4 and line[3:4] == b" ":
-                size = len(b"\r\n".join(lines[: i + 1])) + 2
-                return sock.recv(size)
-        if len(buf) == seen:
-            time.sleep(0.01)
-        seen = len(buf)
-
-
-def converse(port: int, steps: Sequence[bytes], timeout: float = 10.0) -> list[bytes]:
-    """Lockstep: the greeting, then one reply per step (b'' once the server hung up)."""
-    out = []
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        out.append(read_reply(sock, timeout))
-        for step in steps:
-            try:
-                sock.sendall(step)
-            except OSError:
-                out.append(b"")
-                continue
-            out.append(read_reply(sock, timeout))
-    return out
-
-
-def read_all(sock: socket.socket, timeout: float = 10.0) -> bytes:
-    sock.settimeout(timeout)
-    buf = b""
-    while True:
-        try:
-            chunk = sock.recv(65536)
-        except (TimeoutError, ConnectionResetError):
-            return buf
-        if not chunk:
-            return buf
-        buf += chunk
-
-
-def body_of(mail: dict[str, Any]) -> bytes:
-    """The piped bytes after msmtpd's three-line Received: header."""
-    data = mail["data"]
-    assert data.startswith(b"Received: from ")
-    return data.split(b"\r\n", 3)[3]
-
+from tests.servers.msmtpd import (
+    MsmtpdProcess,
+    Recorder,
+    body_of,
+    converse,
+    read_all,
+    read_reply,
+    run_msmtpd,
+)
 
 MAIL_8BIT = (b"From: a@example.org\r\nSubject: =?utf-8?q?t=C3=A4st?=\r\n\r\n"
              b".leading dot\r\n..two dots\r\n.\xc3\xa4 8-bit \xff\r\nlone\rCR\r\n\r\nend\r\n")
@@ -242,7 +45,7 @@ MAIL_8BIT_PIPED = (b"From: a@example.org\nSubject: =?utf-8?q?t=C3=A4st?=\n\n"
 # --- real clients ----------------------------------------------------------------------
 
 
-def test_smtplib_8bit_and_dots(ours: Daemon, recorder: Recorder) -> None:
+def test_smtplib_8bit_and_dots(ours: MsmtpdProcess, recorder: Recorder) -> None:
     with smtplib.SMTP("127.0.0.1", ours.port, timeout=10) as smtp:
         code, caps = smtp.ehlo("client.example")
         assert code == 250 and caps.split(b"\n") == [
@@ -260,7 +63,7 @@ def test_smtplib_8bit_and_dots(ours: Daemon, recorder: Recorder) -> None:
     assert head[1] == b"\tby localhost [127.0.0.1] (msmtpd) with ESMTP;"
 
 
-def test_raw_pipelining_two_mails_in_one_packet(ours: Daemon, recorder: Recorder) -> None:
+def test_raw_pipelining_two_mails_in_one_packet(ours: MsmtpdProcess, recorder: Recorder) -> None:
     wire = (b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nRCPT TO:<bad;>\r\nDATA\r\none\r\n"
             b".\r\nMAIL FROM:<e@f>\r\nRCPT TO:<g@h>\r\nDATA\r\n")
     with socket.create_connection(("127.0.0.1", ours.port)) as sock:
@@ -280,7 +83,7 @@ def test_raw_pipelining_two_mails_in_one_packet(ours: Daemon, recorder: Recorder
     assert [body_of(m) for m in mails] == [b"one\n", b"two\n"]
 
 
-def test_half_closed_client_gets_every_reply(ours: Daemon, recorder: Recorder) -> None:
+def test_half_closed_client_gets_every_reply(ours: MsmtpdProcess, recorder: Recorder) -> None:
     with socket.create_connection(("127.0.0.1", ours.port)) as sock:
         sock.sendall(b"HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n")
         sock.shutdown(socket.SHUT_WR)
@@ -290,7 +93,7 @@ def test_half_closed_client_gets_every_reply(ours: Daemon, recorder: Recorder) -
 
 
 @pytest.mark.parametrize("which", ["debian", "ours"])
-def test_msmtp_clients_through_our_msmtpd(which: str, ours: Daemon, recorder: Recorder,
+def test_msmtp_clients_through_our_msmtpd(which: str, ours: MsmtpdProcess, recorder: Recorder,
                                           tmp_path: Path, request: pytest.FixtureRequest) -> None:
     if which == "debian":
         request.getfixturevalue("real_msmtp")
@@ -312,7 +115,7 @@ def test_msmtp_clients_through_our_msmtpd(which: str, ours: Daemon, recorder: Re
     assert body.endswith(MAIL_8BIT_PIPED.split(b"\n\n", 1)[1])
 
 
-def test_swaks_pipelining(ours: Daemon, recorder: Recorder) -> None:
+def test_swaks_pipelining(ours: MsmtpdProcess, recorder: Recorder) -> None:
     swaks = shutil.which("swaks")
     require(swaks is not None, "swaks; apt-get install swaks")
     assert swaks is not None
@@ -331,7 +134,7 @@ def test_swaks_pipelining(ours: Daemon, recorder: Recorder) -> None:
 HOSTILE = [";rm -rf /", "$(id)", "--option", "`id`", "-x@y", "a@b;id", "a@b|id", "a b@c"]
 
 
-def test_hostile_recipients_are_refused_and_nothing_runs(ours: Daemon,
+def test_hostile_recipients_are_refused_and_nothing_runs(ours: MsmtpdProcess,
                                                          recorder: Recorder) -> None:
     steps = [b"EHLO x\r\n", b"MAIL FROM:<a@b>\r\n"]
     steps += [f"RCPT TO:<{h}>\r\n".encode() for h in HOSTILE]
@@ -351,12 +154,12 @@ def test_hostile_argv_items_reach_the_command_literally(tmp_path: Path,
         import sys
         from twisted.internet import reactor
         from msmtp_twisted.daemon.command import PipeCommand
-        from msmtp_twisted.daemon.delivery import Spool, deliver
+        from msmtp_twisted.daemon.delivery import Spool, start_delivery
         cmd = PipeCommand.parse({recorder.command()!r})
         spool = Spool()
         spool.write(b"mail\\n")
         argv = cmd.argv("$(id)", {HOSTILE!r} + ["%F", "'", '"', "\\\\", "*", "~"])
-        d = deliver(reactor, argv, spool, timeout=10, devnull=1)
+        d = start_delivery(reactor, argv, spool, timeout=10, devnull=1).result
         d.addCallback(lambda r: print(r.code, r.text))
         d.addBoth(lambda _: reactor.stop())
         reactor.run()
@@ -370,7 +173,7 @@ def test_hostile_argv_items_reach_the_command_literally(tmp_path: Path,
     assert not marker.exists()
 
 
-def test_ten_megabyte_line(ours: Daemon) -> None:
+def test_ten_megabyte_line(ours: MsmtpdProcess) -> None:
     with socket.create_connection(("127.0.0.1", ours.port)) as sock:
         read_reply(sock)
         sock.sendall(b"EHLO x\r\n")
@@ -384,14 +187,14 @@ def test_ten_megabyte_line(ours: Daemon) -> None:
     assert ours.peak_rss_kib() < 80 * 1024
 
 
-def test_nul_bytes_and_garbage(ours: Daemon) -> None:
+def test_nul_bytes_and_garbage(ours: MsmtpdProcess) -> None:
     got = converse(ours.port, [b"EHLO x\r\n", b"\x00\x00\xff\r\n", b"MAIL FROM:<a\x00@b>\r\n",
                                b"MAIL FROM:<a@b>\x00\r\n", b"NOOP\r\n"])
     assert [g[:3] for g in got] == [b"220", b"250", b"500", b"501", b"501", b"250"]
 
 
-def test_thousand_idle_connections(daemon_factory: Any, recorder: Recorder) -> None:
-    d = daemon_factory([f"--command={recorder.command()}", "--idle-timeout=8"])
+def test_thousand_idle_connections(msmtpd: Any, recorder: Recorder) -> None:
+    d = msmtpd([f"--command={recorder.command()}", "--idle-timeout=8"])
     socks = []
     start = time.monotonic()
     try:
@@ -411,8 +214,8 @@ def test_thousand_idle_connections(daemon_factory: Any, recorder: Recorder) -> N
         smtp.sendmail("a@b", ["c@d"], b"x\r\n")
 
 
-def test_auth_brute_force_gets_slower(daemon_factory: Any, recorder: Recorder) -> None:
-    d = daemon_factory([f"--command={recorder.command()}", "--auth=bob,echo s3cret"])
+def test_auth_brute_force_gets_slower(msmtpd: Any, recorder: Recorder) -> None:
+    d = msmtpd([f"--command={recorder.command()}", "--auth=bob,echo s3cret"])
 
     def attempt(password: str) -> tuple[bytes, float]:
         token = base64.b64encode(f"\0bob\0{password}".encode()) + b"\r\n"
@@ -434,7 +237,8 @@ def test_auth_brute_force_gets_slower(daemon_factory: Any, recorder: Recorder) -
     assert len(recorder.wait(1)) == 1
 
 
-def test_client_vanishing_mid_data_delivers_nothing(ours: Daemon, recorder: Recorder) -> None:
+def test_client_vanishing_mid_data_delivers_nothing(ours: MsmtpdProcess,
+                                                    recorder: Recorder) -> None:
     for how in ("close", "reset"):
         sock = socket.create_connection(("127.0.0.1", ours.port))
         sock.sendall(b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")
@@ -464,15 +268,15 @@ def test_client_vanishing_mid_data_delivers_nothing(ours: Daemon, recorder: Reco
     ("stdout@x", b"250 Ok, mail was piped\r\n"),
     ("stderr@x", b"250 Ok, mail was piped\r\n"),
 ])
-def test_exit_status_replies(ours: Daemon, rcpt: str, reply: bytes) -> None:
+def test_exit_status_replies(ours: MsmtpdProcess, rcpt: str, reply: bytes) -> None:
     got = converse(ours.port, [b"EHLO x\r\n", b"MAIL FROM:<a@b>\r\n",
                                f"RCPT TO:<{rcpt}>\r\n".encode(), b"DATA\r\n", b"x\r\n.\r\n",
                                b"NOOP\r\n"])
     assert got[-2:] == [reply, b"250 Ok\r\n"]  # and the session goes on
 
 
-def test_command_timeout_and_missing_command(daemon_factory: Any, recorder: Recorder) -> None:
-    d = daemon_factory([f"--command={recorder.command()}", "--command-timeout=1"])
+def test_command_timeout_and_missing_command(msmtpd: Any, recorder: Recorder) -> None:
+    d = msmtpd([f"--command={recorder.command()}", "--command-timeout=1"])
     start = time.monotonic()
     got = converse(d.port, [b"HELO x\r\n", b"MAIL FROM:<a@b>\r\n", b"RCPT TO:<sleep-30@x>\r\n",
                             b"DATA\r\n", b"x\r\n.\r\n"])
@@ -480,15 +284,15 @@ def test_command_timeout_and_missing_command(daemon_factory: Any, recorder: Reco
     assert time.monotonic() - start < 10
     time.sleep(0.2)
     assert d.children() == []
-    d = daemon_factory(["--command=/nonexistent/msmtp -f %F --"])
+    d = msmtpd(["--command=/nonexistent/msmtp -f %F --"])
     got = converse(d.port, [b"HELO x\r\n", b"MAIL FROM:<a@b>\r\n", b"RCPT TO:<c@d>\r\n",
                             b"DATA\r\n", b"x\r\n.\r\n"])
     assert got[-1] == b"554 Pipe command reported error 127\r\n"
 
 
-def test_log_file(daemon_factory: Any, recorder: Recorder, tmp_path: Path) -> None:
+def test_log_file(msmtpd: Any, recorder: Recorder, tmp_path: Path) -> None:
     log = tmp_path / "msmtpd.log"
-    d = daemon_factory([f"--command={recorder.command()}", f"--log={log}"])
+    d = msmtpd([f"--command={recorder.command()}", f"--log={log}"])
     with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as smtp:
         smtp.sendmail("a@b", ["c@d"], b"x\r\n")
     time.sleep(0.3)
@@ -504,7 +308,7 @@ def test_log_file(daemon_factory: Any, recorder: Recorder, tmp_path: Path) -> No
     assert messages[-2:] == ["client ended session", "connection closed"]
 
 
-def test_hundred_megabyte_mail_in_bounded_memory(ours: Daemon, recorder: Recorder) -> None:
+def test_hundred_megabyte_mail_in_bounded_memory(ours: MsmtpdProcess, recorder: Recorder) -> None:
     line = b"0123456789" * 7 + b"\r\n"  # 72 bytes
     block = line * 14564  # ~1 MiB
     n = 100
@@ -529,10 +333,9 @@ def test_hundred_megabyte_mail_in_bounded_memory(ours: Daemon, recorder: Recorde
 
 
 def test_inetd_mode(recorder: Recorder, tmp_path: Path) -> None:
-    def run(wire: bytes, rcpt: str = "c@d") -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([*OURS, "--inetd", f"--command={recorder.command()}"],
-                              input=wire, capture_output=True, timeout=30,
-                              env=ours_env(dict(os.environ)), cwd=tmp_path)
+    def run(wire: bytes) -> subprocess.CompletedProcess[bytes]:
+        return run_msmtpd("ours", "--inetd", f"--command={recorder.command()}", input=wire,
+                          cwd=tmp_path)
 
     mail = b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<stdout@x>\r\nDATA\r\nhi\r\n.\r\n"
     res = run(mail + b"QUIT\r\n")
@@ -548,38 +351,33 @@ def test_inetd_mode(recorder: Recorder, tmp_path: Path) -> None:
         b"Received: from x ([])\r\n\tby [] (msmtpd) with ESMTP;\r\n\t")
 
 
-def test_port_in_use(daemon_factory: Any, recorder: Recorder) -> None:
-    d = daemon_factory([f"--command={recorder.command()}"])
-    res = subprocess.run([*OURS, f"--port={d.port}"], capture_output=True, text=True,
-                         env=ours_env(dict(os.environ)), timeout=30)
+def test_port_in_use(msmtpd: Any, recorder: Recorder) -> None:
+    d = msmtpd([f"--command={recorder.command()}"])
+    res = run_msmtpd("ours", f"--port={d.port}")
     assert res.returncode == 3
-    assert res.stderr.endswith(f": cannot bind to 127.0.0.1:{d.port}: Address already in use\n")
+    assert res.stderr.decode().endswith(
+        f": cannot bind to 127.0.0.1:{d.port}: Address already in use\n")
 
 
 @pytest.mark.parametrize("kind", ["tcp", "ssl", "unix"])
-def test_twistd_plugin(kind: str, recorder: Recorder, tmp_path: Path) -> None:
+def test_twistd_plugin(kind: str, msmtpd: Any, recorder: Recorder, tmp_path: Path) -> None:
     """``twistd -n msmtpd --port=ENDPOINT``: one mail, then SIGTERM."""
     import ssl
 
     from tests.servers.tlspki import PKI
 
-    port = free_port()
     sock_path = tmp_path / "msmtpd.sock"
     if kind == "tcp":
-        endpoint = f"tcp:{port}:interface=127.0.0.1"
+        endpoint = "tcp:{port}:interface=127.0.0.1"
     elif kind == "unix":
         endpoint = f"unix:{sock_path}"
     else:
         pki = PKI(tmp_path / "pki")
         ca = pki.ca("msmtpd test CA")
         leaf = pki.leaf(ca, "localhost")
-        endpoint = f"ssl:{port}:interface=127.0.0.1:privateKey={leaf.key}:certKey={leaf.cert}"
-    twistd = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
-    proc = subprocess.Popen(
-        [*twistd, "-n", "--pidfile=", "msmtpd", f"--port={endpoint}",
-         f"--command={recorder.command()}"],
-        env=ours_env(dict(os.environ)), cwd=ROOT, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT)
+        endpoint = ("ssl:{port}:interface=127.0.0.1:"
+                    f"privateKey={leaf.key}:certKey={leaf.cert}")
+    d = msmtpd([f"--command={recorder.command()}"], "twistd", endpoint=endpoint)
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -592,25 +390,25 @@ def test_twistd_plugin(kind: str, recorder: Recorder, tmp_path: Path) -> None:
                         assert read_all(sock).endswith(b"250 Ok, mail was piped\r\n221 Bye\r\n")
                 elif kind == "ssl":
                     ctx = ssl.create_default_context(cafile=str(ca.cert))
-                    with smtplib.SMTP_SSL("localhost", port, timeout=10, context=ctx) as smtp:
+                    with smtplib.SMTP_SSL("localhost", d.port, timeout=10,
+                                          context=ctx) as smtp:
                         smtp.sendmail("a@b", ["c@d"], b"via twistd\r\n")
                 else:
-                    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+                    with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as smtp:
                         smtp.sendmail("a@b", ["c@d"], b"via twistd\r\n")
                 break
             except (OSError, smtplib.SMTPServerDisconnected):
-                assert proc.poll() is None and time.monotonic() < deadline
+                assert d.proc.poll() is None and time.monotonic() < deadline
                 time.sleep(0.1)
         mail = recorder.wait(1)[0]
         assert body_of(mail) == b"via twistd\n"
         if kind == "unix":  # no IP: msmtpd's layout for a non-IP connection
             assert mail["data"].startswith(b"Received: from x ([])\r\n\tby [] (msmtpd)")
     finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=20)
-    log = out.decode()
+        out, err = d.stop(timeout=20)
+    log = out + err
     assert "[msmtpd#info] mail was piped successfully" in log
-    assert proc.returncode in (0, -15), log
+    assert d.proc.returncode in (0, -15), log
 
 
 def test_twistd_unix_socket_and_bare_port(tmp_path: Path) -> None:
@@ -629,17 +427,15 @@ def test_twistd_unix_socket_and_bare_port(tmp_path: Path) -> None:
 
 def test_auth_without_password_source_fails_clearly(tmp_path: Path) -> None:
     """No passwordeval, no key ring (no D-Bus session), no terminal: exit 3."""
-    env = ours_env({k: v for k, v in os.environ.items() if not k.startswith("DBUS")})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBUS")}
     env["DBUS_SESSION_BUS_ADDRESS"] = f"unix:path={tmp_path}/no-bus"
-    res = subprocess.run([*OURS, "--auth=bob", "--port=1"], capture_output=True, text=True,
-                         env=env, stdin=subprocess.DEVNULL, start_new_session=True,
-                         timeout=30)
+    res = run_msmtpd("ours", "--auth=bob", "--port=1", env=env)
     assert res.returncode == 3
-    assert res.stderr.endswith(": cannot get password for (localhost, smtp, bob): "
+    assert res.stderr.decode().endswith(": cannot get password for (localhost, smtp, bob): "
                                "no key ring entry, and no terminal to ask on\n")
 
 
-def test_client_that_never_reads_replies_is_throttled(ours: Daemon) -> None:
+def test_client_that_never_reads_replies_is_throttled(ours: MsmtpdProcess) -> None:
     """Commands without reading the replies: once the replies fill the socket
     buffers the server stops reading, so neither side's buffers grow without end."""
     block = b"NOOP\r\n" * (1 << 17)  # 768 KiB, as many replies of 8 bytes

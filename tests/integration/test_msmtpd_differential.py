@@ -15,9 +15,7 @@ so it is unpacked instead of installed::
 from __future__ import annotations
 
 import base64
-import os
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -26,36 +24,21 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ours_env, require
-from tests.integration.test_msmtpd import (
-    DEBIAN_MSMTPD,
-    OURS,
-    Daemon,
-    Recorder,
-    converse,
-)
-
-
-@pytest.fixture(scope="module")
-def debian_msmtpd() -> str:
-    require(os.access(DEBIAN_MSMTPD, os.X_OK),
-            f"Debian's msmtpd 1.8.23 at {DEBIAN_MSMTPD} (apt-get download msmtp-mta; "
-            "dpkg-deb -x msmtp-mta_*.deb /opt/msmtpd-root)")
-    out = subprocess.run([DEBIAN_MSMTPD, "--version"], capture_output=True, text=True).stdout
-    require(out.startswith("msmtpd version 1.8.23"), f"msmtpd 1.8.23, found {out[:40]!r}")
-    return DEBIAN_MSMTPD
+from tests.servers.msmtpd import OURS, MsmtpdProcess, Recorder, converse, run_msmtpd
 
 
 class Pair:
+    """Debian's msmtpd and ours, each with a recorder of its own."""
+
     def __init__(self, tmp: Path, args: list[str]) -> None:
         self.recorders: dict[str, Recorder] = {}
-        self.daemons: dict[str, Daemon] = {}
-        for name, program in (("debian", [DEBIAN_MSMTPD]), ("ours", OURS)):
+        self.daemons: dict[str, MsmtpdProcess] = {}
+        for name in ("debian", "ours"):
             d = tmp / name
             d.mkdir()
             rec = Recorder(d)
             self.recorders[name] = rec
-            self.daemons[name] = Daemon(program, [f"--command={rec.command()}", *args], d)
+            self.daemons[name] = MsmtpdProcess(name, [f"--command={rec.command()}", *args], d)
 
     def stop(self) -> None:
         for d in self.daemons.values():
@@ -206,9 +189,8 @@ def test_auth_sessions(auth_pair: Pair) -> None:
 
 
 def run(program: list[str], *args: str) -> tuple[int, str, str]:
-    res = subprocess.run([*program, *args], capture_output=True, text=True, timeout=30,
-                         env=ours_env(dict(os.environ)), stdin=subprocess.DEVNULL)
-    return res.returncode, res.stdout, res.stderr
+    res = run_msmtpd(program, *args)
+    return res.returncode, res.stdout.decode(), res.stderr.decode()
 
 
 @pytest.mark.parametrize("args", [
@@ -259,8 +241,7 @@ def test_inetd_same_bytes(debian_msmtpd: str, tmp_path: Path) -> None:
         d = tmp_path / name
         d.mkdir()
         rec = Recorder(d)
-        res = subprocess.run([*program, "--inetd", f"--command={rec.command()}"], input=wire,
-                             capture_output=True, timeout=30, env=ours_env(dict(os.environ)))
+        res = run_msmtpd(program, "--inetd", f"--command={rec.command()}", input=wire)
         results[name] = (res.returncode, res.stdout, normalised(rec, 1))
     assert results["ours"] == results["debian"]
     assert sys.executable

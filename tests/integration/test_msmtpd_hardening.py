@@ -10,25 +10,23 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
 import smtplib
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import require
-from tests.integration.test_msmtpd import (
-    DEBIAN_MSMTPD,
-    OURS,
-    Daemon,
+from tests.servers.msmtpd import (
     Recorder,
+    begin_mail,
     converse,
+    open_session,
     read_all,
     read_reply,
 )
@@ -36,25 +34,6 @@ from tests.integration.test_msmtpd import (
 # One log line at most (docs/msmtpd.md, "Log"), plus the time stamp, PID and level.
 LOG_CAP = 8192
 LOG_PREFIX = 64
-
-
-@pytest.fixture
-def recorder(tmp_path: Path) -> Recorder:
-    return Recorder(tmp_path)
-
-
-@pytest.fixture
-def daemon_factory(tmp_path: Path) -> Iterator[Any]:
-    started: list[Daemon] = []
-
-    def start(args: Sequence[str], program: Sequence[str] = OURS) -> Daemon:
-        d = Daemon(program, args, tmp_path)
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        d.stop()
 
 
 def log_messages(path: Path) -> list[str]:
@@ -79,10 +58,7 @@ def tmpfs(where: Path, size: str) -> Iterator[Path]:
 
 def send_mail(sock: socket.socket, rcpt: str, body_block: bytes, blocks: int) -> bytes:
     """One mail in lockstep up to DATA, then the body in blocks; the final reply."""
-    for cmd in (b"MAIL FROM:<a@b>\r\n", f"RCPT TO:<{rcpt}>\r\n".encode(), b"DATA\r\n"):
-        sock.sendall(cmd)
-        reply = read_reply(sock)
-        assert reply[:1] in (b"2", b"3"), reply
+    begin_mail(sock, rcpt, sender="a@b")
     for _ in range(blocks):
         sock.sendall(body_block)
     sock.sendall(b".\r\n")
@@ -93,16 +69,13 @@ BLOCK = (b"0123456789" * 7 + b"\r\n") * 14564  # ~1 MiB
 
 
 def test_full_tmpdir_answers_452_and_pipes_nothing(
-        daemon_factory: Any, recorder: Recorder, tmp_path: Path,
+        msmtpd: Any, recorder: Recorder, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     log = tmp_path / "msmtpd.log"
     with tmpfs(tmp_path / "spool", "1m") as spool:
         monkeypatch.setenv("TMPDIR", str(spool))
-        d = daemon_factory([f"--command={recorder.command()}", f"--log={log}"])
-        with socket.create_connection(("127.0.0.1", d.port)) as sock:
-            read_reply(sock)
-            sock.sendall(b"EHLO x\r\n")
-            read_reply(sock)
+        d = msmtpd([f"--command={recorder.command()}", f"--log={log}"])
+        with open_session(d.port) as sock:
             # 4 MiB into a 1 MiB file system: the spool fails part way.
             assert send_mail(sock, "hash@x", BLOCK, 4) == b"452 Insufficient system storage\r\n"
             sock.sendall(b"NOOP\r\n")
@@ -125,22 +98,19 @@ def test_full_tmpdir_answers_452_and_pipes_nothing(
 
 
 def test_read_only_tmpdir_answers_452_then_recovers(
-        daemon_factory: Any, recorder: Recorder, tmp_path: Path,
+        msmtpd: Any, recorder: Recorder, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     log = tmp_path / "msmtpd.log"
     with tmpfs(tmp_path / "spool", "16m") as spool:
         monkeypatch.setenv("TMPDIR", str(spool))
-        d = daemon_factory([f"--command={recorder.command()}", f"--log={log}"])
+        d = msmtpd([f"--command={recorder.command()}", f"--log={log}"])
 
         def remount(mode: str) -> None:
             res = subprocess.run(["mount", "-o", f"remount,{mode}", str(spool)],
                                  capture_output=True, text=True, timeout=30)
             assert res.returncode == 0, res.stderr
 
-        with socket.create_connection(("127.0.0.1", d.port)) as sock:
-            read_reply(sock)
-            sock.sendall(b"EHLO x\r\n")
-            read_reply(sock)
+        with open_session(d.port) as sock:
             assert send_mail(sock, "hash@x", BLOCK, 2) == b"250 Ok, mail was piped\r\n"
             remount("ro")
             try:
@@ -167,28 +137,27 @@ FAILURES = {
 }
 
 
-def failure_log(daemon_factory: Any, recorder: Recorder, tmp_path: Path, program: list[str],
-                name: str, extra: list[str] | None = None) -> dict[str, list[str]]:
+def failure_log(msmtpd: Any, recorder: Recorder, tmp_path: Path,
+                program: str) -> dict[str, list[str]]:
     """Each failure in a session of its own, lockstep; the log lines per case."""
     out: dict[str, list[str]] = {}
     for rcpt in FAILURES:
-        log = tmp_path / f"{name}-{rcpt}.log"
+        log = tmp_path / f"{program}-{rcpt}.log"
         command = "/nonexistent/msmtp -f %F --" if rcpt == "missing" else recorder.command()
-        d = daemon_factory([f"--command={command}", f"--log={log}", *(extra or [])], program)
+        d = msmtpd([f"--command={command}", f"--log={log}"], program)
         got = converse(d.port, [b"HELO x\r\n", b"MAIL FROM:<a@b>\r\n",
                                 f"RCPT TO:<{'c@d' if rcpt == 'missing' else rcpt}>\r\n".encode(),
                                 b"DATA\r\n", b"x\r\n.\r\n"])
-        assert got[-1][:1] in (b"4", b"5"), (name, rcpt, got)
+        assert got[-1][:1] in (b"4", b"5"), (program, rcpt, got)
         d.stop()
         out[rcpt] = log_messages(log)
     return out
 
 
-def test_failure_log_lines_match_debians(daemon_factory: Any, recorder: Recorder,
+def test_failure_log_lines_match_debians(debian_msmtpd: str, msmtpd: Any, recorder: Recorder,
                                          tmp_path: Path) -> None:
-    require(os.access(DEBIAN_MSMTPD, os.X_OK), f"Debian's msmtpd 1.8.23 at {DEBIAN_MSMTPD}")
-    theirs = failure_log(daemon_factory, recorder, tmp_path, [DEBIAN_MSMTPD], "debian")
-    ours = failure_log(daemon_factory, recorder, tmp_path, OURS, "ours")
+    theirs = failure_log(msmtpd, recorder, tmp_path, "debian")
+    ours = failure_log(msmtpd, recorder, tmp_path, "ours")
     for rcpt, line in FAILURES.items():
         assert line in theirs[rcpt], (rcpt, theirs[rcpt])
         # Ours goes on after the error reply, so without ", session aborted".
@@ -199,10 +168,10 @@ def test_failure_log_lines_match_debians(daemon_factory: Any, recorder: Recorder
                    for m in ours[rcpt]), ours[rcpt]
 
 
-def test_timeout_log_lines(daemon_factory: Any, recorder: Recorder, tmp_path: Path) -> None:
+def test_timeout_log_lines(msmtpd: Any, recorder: Recorder, tmp_path: Path) -> None:
     """Debian's msmtpd has no timeout; ours logs it in the same style."""
     log = tmp_path / "msmtpd.log"
-    d = daemon_factory([f"--command={recorder.command()}", f"--log={log}",
+    d = msmtpd([f"--command={recorder.command()}", f"--log={log}",
                         "--command-timeout=1"])
     got = converse(d.port, [b"HELO x\r\n", b"MAIL FROM:<a@b>\r\n", b"RCPT TO:<sleep-30@x>\r\n",
                             b"DATA\r\n", b"x\r\n.\r\n"])
@@ -220,10 +189,10 @@ GOOD = base64.b64encode(b"\0bob\0s3cret")
 
 
 @pytest.mark.parametrize("length", [5000, 200_000])
-def test_long_line_cancels_auth_without_a_failure(daemon_factory: Any, recorder: Recorder,
+def test_long_line_cancels_auth_without_a_failure(msmtpd: Any, recorder: Recorder,
                                                   tmp_path: Path, length: int) -> None:
     log = tmp_path / "msmtpd.log"
-    d = daemon_factory([f"--command={recorder.command()}", "--auth=bob,echo s3cret",
+    d = msmtpd([f"--command={recorder.command()}", "--auth=bob,echo s3cret",
                         f"--log={log}"])
     long_line = b"QUFB" * (length // 4) + b"\r\n"
     user = base64.b64encode(b"bob") + b"\r\n"
@@ -257,12 +226,12 @@ def test_long_line_cancels_auth_without_a_failure(daemon_factory: Any, recorder:
 
 
 def test_envelope_too_big_for_argv_is_refused_per_recipient(
-        daemon_factory: Any, recorder: Recorder, tmp_path: Path) -> None:
+        msmtpd: Any, recorder: Recorder, tmp_path: Path) -> None:
     """1,000 recipients of 4 KB: the command's argv would exceed ARG_MAX.  The RCPT
     that would not fit gets 452, so the client delivers what was accepted and
     sends the rest in another transaction; log lines stay capped."""
     log = tmp_path / "msmtpd.log"
-    d = daemon_factory([f"--command={recorder.command()}", f"--log={log}"])
+    d = msmtpd([f"--command={recorder.command()}", f"--log={log}"])
     rcpts = [f"r{i:04d}" + "x" * 3990 + "@example.org" for i in range(1000)]
     assert all(len(f"RCPT TO:<{r}>\r\n") <= 4096 for r in rcpts)
     left = list(rcpts)
@@ -285,8 +254,8 @@ def test_envelope_too_big_for_argv_is_refused_per_recipient(
     assert not any("error 126" in line or "Argument list too long" in line for line in lines)
 
 
-def test_sender_too_long_for_one_argument(daemon_factory: Any, recorder: Recorder) -> None:
-    d = daemon_factory([f"--command={recorder.command()}", "--max-line-length=400000"])
+def test_sender_too_long_for_one_argument(msmtpd: Any, recorder: Recorder) -> None:
+    d = msmtpd([f"--command={recorder.command()}", "--max-line-length=400000"])
     huge = "s" * 200_000 + "@example.org"
     got = converse(d.port, [b"EHLO x\r\n", f"MAIL FROM:<{huge}>\r\n".encode(),
                             b"MAIL FROM:<a@b>\r\n", f"RCPT TO:<{huge}>\r\n".encode(),
@@ -298,9 +267,9 @@ def test_sender_too_long_for_one_argument(daemon_factory: Any, recorder: Recorde
 # --- SIZE= with thousands of digits (item 8) -----------------------------------------------
 
 
-def test_size_parameter_with_thousands_of_digits(daemon_factory: Any,
+def test_size_parameter_with_thousands_of_digits(msmtpd: Any,
                                                  recorder: Recorder) -> None:
-    d = daemon_factory([f"--command={recorder.command()}", "--max-line-length=20000"])
+    d = msmtpd([f"--command={recorder.command()}", "--max-line-length=20000"])
     got = converse(d.port, [
         b"EHLO x\r\n",
         b"MAIL FROM:<a@b> SIZE=" + b"9" * 5000 + b"\r\n",
@@ -316,8 +285,8 @@ def test_size_parameter_with_thousands_of_digits(daemon_factory: Any,
 
 
 def test_parallel_auth_guesses_from_one_address_are_serialised(
-        daemon_factory: Any, recorder: Recorder) -> None:
-    d = daemon_factory([f"--command={recorder.command()}", "--auth=bob,echo s3cret"])
+        msmtpd: Any, recorder: Recorder) -> None:
+    d = msmtpd([f"--command={recorder.command()}", "--auth=bob,echo s3cret"])
     wrong = b"AUTH PLAIN " + base64.b64encode(b"\0bob\0guess") + b"\r\n"
     # One failure switches the delay on (msmtpd: for 60 s).
     assert converse(d.port, [b"EHLO x\r\n", wrong])[-1] == b"535 Authentication failed\r\n"

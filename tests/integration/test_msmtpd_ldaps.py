@@ -16,7 +16,6 @@ docs/msmtpd.md, *Python versions*.
 from __future__ import annotations
 
 import base64
-import os
 import smtplib
 import sys
 from collections.abc import Iterator
@@ -26,9 +25,8 @@ from typing import Any
 import pytest
 
 from msmtp_twisted.daemon.checkers import LDAPChecker
-from tests.conftest import require
-from tests.integration.test_msmtpd import Daemon, Recorder, converse
-from tests.integration.test_msmtpd_ldap import SLAPD, SUFFIX, Slapd
+from tests.servers.msmtpd import MsmtpdProcess, Recorder, converse
+from tests.servers.slapd import SUFFIX, Slapd, start_slapd
 from tests.servers.tlspki import PKI
 
 TEMPLATE = f"uid=%u,ou=people,{SUFFIX}"
@@ -60,21 +58,10 @@ TEMPORARY = b"454 Temporary authentication failure\r\n"
 
 
 @pytest.fixture(scope="module")
-def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
-    """Certificate for localhost and 127.0.0.1."""
-    require(os.access(SLAPD, os.X_OK), "slapd; apt-get install slapd")
-    s = Slapd(tmp_path_factory.mktemp("slapd"))
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
 def slapd_other(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
-    """Certificate for ldap.example.test only (no localhost, no IP address)."""
-    require(os.access(SLAPD, os.X_OK), "slapd; apt-get install slapd")
-    s = Slapd(tmp_path_factory.mktemp("slapd-other"), dns=[OTHER_NAME], ips=[])
-    yield s
-    s.stop()
+    """Certificate for ldap.example.test only (no localhost, no IP address); ``slapd``
+    (for localhost and 127.0.0.1) is a shared fixture."""
+    yield from start_slapd(tmp_path_factory, "slapd-other", dns=[OTHER_NAME], ips=[])
 
 
 @pytest.fixture(scope="module")
@@ -95,14 +82,8 @@ def starttls(host: str, s: Slapd, cafile: str) -> str:
 class Msmtpd:
     """The real msmtpd without ssl.match_hostname, logging to a file."""
 
-    def __init__(self, tmp: Path, url: str) -> None:
-        boot = tmp / "msmtpd-without-match-hostname.py"
-        boot.write_text(WITHOUT_MATCH_HOSTNAME)
-        self.log = tmp / "msmtpd.log"
-        self.recorder = Recorder(tmp)
-        self.daemon = Daemon([sys.executable, str(boot)],
-                             [f"--command={self.recorder.command()}", f"--log={self.log}",
-                              f"--auth-ldap={url}"], tmp)
+    def __init__(self, daemon: MsmtpdProcess, recorder: Recorder, log: Path) -> None:
+        self.daemon, self.recorder, self.log = daemon, recorder, log
 
     def stop(self) -> tuple[str, str]:
         out, err = self.daemon.stop()
@@ -111,27 +92,30 @@ class Msmtpd:
 
 
 @pytest.fixture
-def msmtpd(tmp_path: Path) -> Iterator[Any]:
-    started: list[Msmtpd] = []
+def msmtpd_312(msmtpd: Any, recorder: Recorder, tmp_path: Path) -> Any:
+    """``start(url)``: msmtpd as on Python 3.12+ (:data:`WITHOUT_MATCH_HOSTNAME`) with
+    ``--auth-ldap=url``, an :class:`Msmtpd`."""
+    boot = tmp_path / "msmtpd-without-match-hostname.py"
+    boot.write_text(WITHOUT_MATCH_HOSTNAME)
+    log = tmp_path / "msmtpd.log"
 
     def start(url: str) -> Msmtpd:
-        m = Msmtpd(tmp_path, url)
-        started.append(m)
-        return m
+        d = msmtpd([f"--command={recorder.command()}", f"--log={log}", f"--auth-ldap={url}"],
+                   [sys.executable, str(boot)])
+        return Msmtpd(d, recorder, log)
 
-    yield start
-    for m in started:
-        m.stop()
+    return start
 
 
 # -- the LDAPS path without ssl.match_hostname ------------------------------------------
 
 @pytest.mark.parametrize("kind", ["ldaps by name", "ldaps by IP address", "starttls by name",
                                   "starttls by IP address"])
-def test_msmtpd_ldap_tls_without_ssl_match_hostname(slapd: Slapd, msmtpd: Any, kind: str) -> None:
+def test_msmtpd_ldap_tls_without_ssl_match_hostname(slapd: Slapd, msmtpd_312: Any,
+                                                    kind: str) -> None:
     host = "127.0.0.1" if "IP" in kind else "localhost"
     url = (ldaps if kind.startswith("ldaps") else starttls)(host, slapd, slapd.cafile)
-    m = msmtpd(url)
+    m = msmtpd_312(url)
     with smtplib.SMTP("127.0.0.1", m.daemon.port, timeout=20) as smtp:
         smtp.login("alice", "alice-pw")
         smtp.sendmail("alice@example.com", ["b@example.org"], b"over LDAP with TLS\r\n")
@@ -184,9 +168,9 @@ REFUSED = ["ldaps, wrong host name", "ldaps, wrong IP address", "starttls, wrong
 
 @pytest.mark.parametrize("kind", REFUSED)
 def test_msmtpd_refuses_certificate(slapd: Slapd, slapd_other: Slapd, other_ca: str,
-                                    msmtpd: Any, kind: str) -> None:
+                                    msmtpd_312: Any, kind: str) -> None:
     url, reason = refused(slapd, slapd_other, other_ca)[kind]
-    m = msmtpd(url)
+    m = msmtpd_312(url)
     assert converse(m.daemon.port, [b"EHLO x\r\n", AUTH_OK], timeout=20)[-1] == TEMPORARY
     log, err = m.stop()
     assert f"cannot check credentials: {reason}\n" in log, log

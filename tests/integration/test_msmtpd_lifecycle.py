@@ -3,208 +3,43 @@ processes over real sockets: graceful shutdown on SIGTERM/SIGINT, the pipe
 command's process group (``--command-timeout``, leftover descendants), and
 clients that never read or send a byte at a time.
 
-The pipe command is a small script (``CMD``) that notes its start, reads the
-mail (after a delay, in ``slow`` mode), records the size and SHA-256 of the mail
-body it got, and in some modes leaves a ``sleep`` behind or hangs; every pid it
-starts is written down, so the test can check and end exactly those processes.
+The pipe command is the recorder of :mod:`tests.servers.msmtpd`: it notes its
+start, reads the mail (after a delay for ``sleep-N@x``), records the size and
+SHA-256 of the mail body it got, and for ``leave-child-N@x``, ``wait-child-N@x`` and
+``hang-N@x`` leaves a ``sleep`` behind or hangs; every pid it starts is written
+down, so the test can check and end exactly those processes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ours_env, require
-from tests.integration.test_msmtpd import DEBIAN_MSMTPD, free_port, read_all, read_reply
-
-BIN = Path(sys.executable).parent
-
-CMD = r'''
-import hashlib, json, os, subprocess, sys, time
-out, mode, arg = sys.argv[1], sys.argv[2], float(sys.argv[3])
-pid = os.getpid()
-
-def note(name, record):
-    path = os.path.join(out, name)
-    with open(path + ".tmp", "w") as f:
-        json.dump(record, f)
-    os.rename(path + ".tmp", path + ".json")
-
-note(f"started-{pid}", {"pid": pid, "pgid": os.getpgid(0), "sid": os.getsid(0)})
-if mode == "slow":
-    time.sleep(arg)  # the whole mail must be there whenever we read it
-data = sys.stdin.buffer.read()
-body = data.split(b"\r\n", 3)[3] if data.startswith(b"Received: ") else b""
-record = {"pid": pid, "size": len(data), "body_size": len(body),
-          "body_sha256": hashlib.sha256(body).hexdigest()}
-if mode in ("leave-child", "wait-child", "hang"):
-    # A background job that inherits (and holds) our standard error.
-    child = subprocess.Popen(["sleep", str(arg)], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL)
-    note(f"child-{child.pid}", {"pid": child.pid})
-    if mode == "wait-child":
-        child.wait()
-    if mode == "hang":
-        time.sleep(arg)
-record["exited_at"] = time.time()
-note(f"mail-{pid}", record)
-'''
-
-
-def msmtpd_program() -> list[str]:
-    exe = BIN / "msmtpd"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "msmtp_twisted.daemon"]
-
-
-def twistd_program() -> list[str]:
-    exe = BIN / "twistd"
-    if exe.exists():
-        return [str(exe)]
-    return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
-
-
-class Command:
-    """The pipe command and what it left in its directory."""
-
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory / "cmd"
-        self.dir.mkdir()
-        self.script = directory / "cmd.py"
-        self.script.write_text(CMD)
-
-    def line(self, mode: str = "plain", arg: float = 0) -> str:
-        return f"{sys.executable} {self.script} {self.dir} {mode} {arg} --"
-
-    def records(self, prefix: str) -> list[dict[str, Any]]:
-        return [json.loads(p.read_text()) for p in sorted(self.dir.glob(f"{prefix}-*.json"))]
-
-    def wait_for(self, prefix: str, n: int = 1, timeout: float = 15.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.records(prefix)
-            if len(found) >= n:
-                return found
-            time.sleep(0.02)
-        return self.records(prefix)
-
-    def pids(self) -> list[int]:
-        return [r["pid"] for prefix in ("started", "child") for r in self.records(prefix)]
-
-    def cleanup(self) -> None:
-        """End the processes the command started (by their pids) that are still there."""
-        for pid in self.pids():
-            if alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-
-
-def alive(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return False
-    return fields[0] != "Z"
-
-
-class Server:
-    """``msmtpd`` (the console script), ``twistd -n msmtpd`` or Debian's msmtpd
-    on 127.0.0.1, in a session of its own so that only it gets our signals."""
-
-    def __init__(self, kind: str, args: Sequence[str], cwd: Path) -> None:
-        self.kind = kind
-        self.port = free_port()
-        if kind == "twistd":
-            argv = [*twistd_program(), "-n", "--pidfile=", "msmtpd",
-                    f"--port=tcp:{self.port}:interface=127.0.0.1", *args]
-        else:
-            program = [DEBIAN_MSMTPD] if kind == "debian" else msmtpd_program()
-            argv = [*program, f"--port={self.port}", "--interface=127.0.0.1", *args]
-        self.log = cwd / f"{kind}-{self.port}.out"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(argv, cwd=cwd, env=ours_env(dict(os.environ)),
-                                         stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-                    s.settimeout(5)
-                    s.recv(100)  # the greeting: the session is up
-                    s.sendall(b"QUIT\r\n")
-                    read_all(s, 5)
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"{kind} did not start: {self.output()}") from None
-                time.sleep(0.1)
-
-    def signal(self, sig: int) -> float:
-        os.kill(self.proc.pid, sig)
-        return time.monotonic()
-
-    def wait_closed(self, timeout: float = 15) -> None:
-        """Until the listening socket is closed."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
-            except OSError:
-                return
-            time.sleep(0.05)
-        raise AssertionError("still listening")
-
-    def wait(self, timeout: float) -> int | None:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+from tests.conftest import ours_env
+from tests.servers.msmtpd import (
+    Recorder,
+    alive,
+    msmtpd_program,
+    read_all,
+    read_reply,
+    start_mail,
+)
+from tests.servers.ports import free_port
 
 
 @pytest.fixture
-def command(tmp_path: Path) -> Iterator[Command]:
-    cmd = Command(tmp_path)
-    yield cmd
-    cmd.cleanup()
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Any]:
-    started: list[Server] = []
-
-    def start(kind: str, args: Sequence[str]) -> Server:
-        if kind == "debian":
-            require(os.access(DEBIAN_MSMTPD, os.X_OK),
-                    f"Debian's msmtpd ({DEBIAN_MSMTPD}); see .ci/run")
-        s = Server(kind, args, tmp_path)
-        started.append(s)
-        return s
-
-    yield start
-    for s in started:
-        s.stop()
+def server(msmtpd: Any) -> Any:
+    """``server(kind, args)``: ``msmtpd`` (the console script), ``twistd`` or ``debian``."""
+    return lambda kind, args: msmtpd(args, kind, start_timeout=20)
 
 
 def mail_of(size: int) -> bytes:
@@ -212,21 +47,8 @@ def mail_of(size: int) -> bytes:
     return b"Subject: big\r\n\r\n" + line * (size // len(line))
 
 
-def start_mail(port: int, rcpt: str = "r@example.org") -> socket.socket:
-    """A session up to ``354``."""
-    sock = socket.create_connection(("127.0.0.1", port))
-    assert read_reply(sock).startswith(b"220 ")
-    replies = []
-    for step in (b"EHLO x\r\n", b"MAIL FROM:<s@example.org>\r\n",
-                 f"RCPT TO:<{rcpt}>\r\n".encode(), b"DATA\r\n"):  # lockstep, for Debian's
-        sock.sendall(step)
-        replies.append(read_reply(sock))
-    assert [r[:3] for r in replies] == [b"250", b"250", b"250", b"354"], replies
-    return sock
-
-
-def send_mail(port: int, mail: bytes) -> socket.socket:
-    sock = start_mail(port)
+def send_mail(port: int, mail: bytes, rcpt: str = "r@example.org") -> socket.socket:
+    sock = start_mail(port, rcpt)
     sock.sendall(mail + b".\r\n")
     return sock
 
@@ -247,13 +69,13 @@ SHUTDOWN_421 = b"421 Server shutting down, closing connection\r\n"
     ("twistd", signal.SIGTERM, 3_000_000),
 ])
 def test_signal_during_delivery_finishes_and_answers(runner: str, sig: int, size: int,
-                                                     server: Any, command: Command) -> None:
+                                                     server: Any, recorder: Recorder) -> None:
     """The command gets the whole mail, the client its 250 (then 421), and the
     server exits once the delivery is done, well within the grace period."""
-    srv = server(runner, [f"--command={command.line('slow', 2)}"])  # grace: 30 s
+    srv = server(runner, [f"--command={recorder.command()}"])  # grace: 30 s
     mail = mail_of(size)
-    with send_mail(srv.port, mail) as sock:
-        assert command.wait_for("started"), "the command did not start"
+    with send_mail(srv.port, mail, "sleep-2@x") as sock:
+        assert recorder.wait(kind="started", timeout=15), "the command did not start"
         sent = srv.signal(sig)
         assert read_reply(sock, timeout=20) == b"250 Ok, mail was piped\r\n"
         assert read_all(sock, 10) == SHUTDOWN_421
@@ -262,7 +84,7 @@ def test_signal_during_delivery_finishes_and_answers(runner: str, sig: int, size
     assert code is not None, "the server did not exit"
     assert code in (0, -sig), srv.output()
     assert took < 15, took
-    [record] = command.wait_for("mail")
+    [record] = recorder.wait(timeout=15)
     piped = mail.replace(b"\r\n", b"\n")
     assert record["body_size"] == len(piped)
     assert record["body_sha256"] == hashlib.sha256(piped).hexdigest()
@@ -271,8 +93,8 @@ def test_signal_during_delivery_finishes_and_answers(runner: str, sig: int, size
 
 @pytest.mark.parametrize("runner", RUNNERS)
 def test_signal_before_the_dot_gives_421_and_delivers_nothing(runner: str, server: Any,
-                                                              command: Command) -> None:
-    srv = server(runner, [f"--command={command.line()}"])
+                                                              recorder: Recorder) -> None:
+    srv = server(runner, [f"--command={recorder.command()}"])
     in_data = start_mail(srv.port)
     in_data.sendall(mail_of(600_000))  # no final dot
     idle = socket.create_connection(("127.0.0.1", srv.port))
@@ -290,18 +112,18 @@ def test_signal_before_the_dot_gives_421_and_delivers_nothing(runner: str, serve
     assert srv.wait(15) is not None
     assert time.monotonic() - sent < 10
     time.sleep(0.3)
-    assert command.records("started") == []
+    assert recorder.records("started") == []
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
 def test_delivery_longer_than_the_grace_is_stopped_with_its_group(runner: str, server: Any,
-                                                                  command: Command) -> None:
+                                                                  recorder: Recorder) -> None:
     """After --shutdown-timeout the command and what it started are killed, the
     client is told to try again later (451), and the server exits."""
-    srv = server(runner, [f"--command={command.line('hang', 60)}", "--shutdown-timeout=2"])
-    with send_mail(srv.port, mail_of(10_000)) as sock:
-        [started] = command.wait_for("started")
-        assert command.wait_for("child")
+    srv = server(runner, [f"--command={recorder.command()}", "--shutdown-timeout=2"])
+    with send_mail(srv.port, mail_of(10_000), "hang-60@x") as sock:
+        [started] = recorder.wait(kind="started", timeout=15)
+        assert recorder.wait(kind="child", timeout=15)
         sent = srv.signal(signal.SIGTERM)
         reply = read_reply(sock, timeout=20)
         took = time.monotonic() - sent
@@ -311,16 +133,16 @@ def test_delivery_longer_than_the_grace_is_stopped_with_its_group(runner: str, s
     assert srv.wait(15) is not None
     assert time.monotonic() - sent < 12
     time.sleep(0.3)
-    assert [pid for pid in command.pids() if alive(pid)] == []
+    assert [pid for pid in recorder.pids() if alive(pid)] == []
     assert started["sid"] == started["pid"]  # a session (and process group) of its own
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
 def test_second_signal_ends_the_grace_period(runner: str, server: Any,
-                                             command: Command) -> None:
-    srv = server(runner, [f"--command={command.line('hang', 60)}", "--shutdown-timeout=60"])
-    with send_mail(srv.port, mail_of(10_000)) as sock:
-        assert command.wait_for("child")
+                                             recorder: Recorder) -> None:
+    srv = server(runner, [f"--command={recorder.command()}", "--shutdown-timeout=60"])
+    with send_mail(srv.port, mail_of(10_000), "hang-60@x") as sock:
+        assert recorder.wait(kind="child", timeout=15)
         srv.signal(signal.SIGTERM)
         srv.wait_closed()  # the shutdown has begun
         sent = srv.signal(signal.SIGINT)
@@ -330,24 +152,24 @@ def test_second_signal_ends_the_grace_period(runner: str, server: Any,
     assert srv.wait(15) is not None
     assert "Traceback" not in srv.output()
     time.sleep(0.3)
-    assert [pid for pid in command.pids() if alive(pid)] == []
+    assert [pid for pid in recorder.pids() if alive(pid)] == []
 
 
-def test_inetd_signal_during_delivery(command: Command, tmp_path: Path) -> None:
+def test_inetd_signal_during_delivery(recorder: Recorder, tmp_path: Path) -> None:
     """--inetd: the mail being piped is finished and answered, then 421, exit 1."""
     mail = mail_of(512_000)
-    wire = (b"EHLO x\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<r@example.org>\r\nDATA\r\n"
+    wire = (b"EHLO x\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<sleep-2@x>\r\nDATA\r\n"
             + mail + b".\r\nQUIT\r\n")
     wire_file = tmp_path / "wire"
     wire_file.write_bytes(wire)
     with open(wire_file, "rb") as stdin:
         proc = subprocess.Popen([*msmtpd_program(), "--inetd",
-                                 f"--command={command.line('slow', 2)}"],
+                                 f"--command={recorder.command()}"],
                                 stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=ours_env(dict(os.environ)), cwd=tmp_path,
                                 start_new_session=True)
     try:
-        assert command.wait_for("started"), "the command did not start"
+        assert recorder.wait(kind="started", timeout=15), "the command did not start"
         os.kill(proc.pid, signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     finally:
@@ -356,7 +178,7 @@ def test_inetd_signal_during_delivery(command: Command, tmp_path: Path) -> None:
             proc.communicate()
     assert out.endswith(b"354 Send data\r\n250 Ok, mail was piped\r\n" + SHUTDOWN_421), out
     assert proc.returncode == 1, err
-    [record] = command.wait_for("mail")
+    [record] = recorder.wait(timeout=15)
     piped = mail.replace(b"\r\n", b"\n")
     assert record["body_sha256"] == hashlib.sha256(piped).hexdigest()
 
@@ -364,47 +186,48 @@ def test_inetd_signal_during_delivery(command: Command, tmp_path: Path) -> None:
 # --- item 1: the command's process group ----------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["msmtpd", "twistd", "debian"])
+@pytest.mark.parametrize("kind", ["msmtpd", "twistd",
+                                  pytest.param("debian", marks=pytest.mark.reference)])
 def test_leftover_child_does_not_hold_the_reply(kind: str, server: Any,
-                                                command: Command) -> None:
+                                                recorder: Recorder) -> None:
     """The command saved the mail and exited 0, leaving ``sleep`` behind with its
     standard error: its exit status decides, at once (as Debian's msmtpd does)."""
-    srv = server(kind, [f"--command={command.line('leave-child', 30)}"])
-    with send_mail(srv.port, mail_of(1000)) as sock:
+    srv = server(kind, [f"--command={recorder.command()}"])
+    with send_mail(srv.port, mail_of(1000), "leave-child-30@x") as sock:
         start = time.monotonic()
         reply = read_reply(sock, timeout=10)
         took = time.monotonic() - start
         answered_at = time.time()
     assert reply == b"250 Ok, mail was piped\r\n"
-    [record] = command.wait_for("mail")
+    [record] = recorder.wait(timeout=15)
     assert answered_at - record["exited_at"] < 1.5  # ours: 0.2 s for stderr, then done
     assert took < 5, took  # the command's start included
-    [child] = command.records("child")
+    [child] = recorder.records("child")
     assert alive(child["pid"])  # a finished command's leftovers are not ours to kill
 
 
-def test_leftover_children_do_not_lock_anyone_out(server: Any, command: Command) -> None:
+def test_leftover_children_do_not_lock_anyone_out(server: Any, recorder: Recorder) -> None:
     """17 sessions in a row, each leaving a child behind: none keeps its slot."""
-    srv = server("msmtpd", [f"--command={command.line('leave-child', 30)}",
+    srv = server("msmtpd", [f"--command={recorder.command()}",
                             "--max-sessions=16"])
     start = time.monotonic()
     for n in range(17):
-        with send_mail(srv.port, b"Subject: n\r\n\r\nx\r\n") as sock:
+        with send_mail(srv.port, b"Subject: n\r\n\r\nx\r\n", "leave-child-30@x") as sock:
             assert read_reply(sock, timeout=5) == b"250 Ok, mail was piped\r\n", n
             sock.sendall(b"QUIT\r\n")
             assert read_all(sock, 5) == b"221 Bye\r\n"
     assert time.monotonic() - start < 40
     with socket.create_connection(("127.0.0.1", srv.port)) as sock:
         assert read_reply(sock).startswith(b"220 ")
-    assert len(command.records("child")) == 17
+    assert len(recorder.records("child")) == 17
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
 def test_command_timeout_kills_the_whole_group(runner: str, server: Any,
-                                               command: Command) -> None:
-    srv = server(runner, [f"--command={command.line('wait-child', 30)}",
+                                               recorder: Recorder) -> None:
+    srv = server(runner, [f"--command={recorder.command()}",
                           "--command-timeout=1"])
-    with send_mail(srv.port, mail_of(1000)) as sock:
+    with send_mail(srv.port, mail_of(1000), "wait-child-30@x") as sock:
         start = time.monotonic()
         reply = read_reply(sock, timeout=15)
         took = time.monotonic() - start
@@ -413,7 +236,7 @@ def test_command_timeout_kills_the_whole_group(runner: str, server: Any,
         sock.sendall(b"NOOP\r\n")
         assert read_reply(sock) == b"250 Ok\r\n"
     time.sleep(0.3)
-    assert command.pids() and [pid for pid in command.pids() if alive(pid)] == []
+    assert recorder.pids() and [pid for pid in recorder.pids() if alive(pid)] == []
 
 
 # --- item 3: clients that never read, or send a byte at a time ------------------------------
@@ -421,11 +244,11 @@ def test_command_timeout_kills_the_whole_group(runner: str, server: Any,
 
 @pytest.mark.parametrize("runner", RUNNERS)
 def test_client_that_never_reads_is_dropped_after_the_idle_timeout(runner: str, server: Any,
-                                                                   command: Command) -> None:
+                                                                   recorder: Recorder) -> None:
     """It pipelines NOOPs until the socket buffers are full and reads nothing:
     after the idle timeout (2 s) and the 5 s the 421 may take, it is cut off and
     its session slot (the only one) is free again."""
-    srv = server(runner, [f"--command={command.line()}", "--idle-timeout=2",
+    srv = server(runner, [f"--command={recorder.command()}", "--idle-timeout=2",
                           "--max-sessions=1"])
     hog = socket.create_connection(("127.0.0.1", srv.port))
     try:
@@ -455,8 +278,8 @@ def test_client_that_never_reads_is_dropped_after_the_idle_timeout(runner: str, 
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
-def test_slowloris_command_line_is_dropped(runner: str, server: Any, command: Command) -> None:
-    srv = server(runner, [f"--command={command.line()}", "--request-timeout=2",
+def test_slowloris_command_line_is_dropped(runner: str, server: Any, recorder: Recorder) -> None:
+    srv = server(runner, [f"--command={recorder.command()}", "--request-timeout=2",
                           "--min-data-rate=500", "--idle-timeout=60"])
     with socket.create_connection(("127.0.0.1", srv.port)) as sock:
         assert read_reply(sock).startswith(b"220 ")
@@ -482,8 +305,8 @@ def test_slowloris_command_line_is_dropped(runner: str, server: Any, command: Co
 
 @pytest.mark.parametrize("runner", RUNNERS)
 def test_slowloris_mail_is_dropped_and_not_delivered(runner: str, server: Any,
-                                                     command: Command) -> None:
-    srv = server(runner, [f"--command={command.line()}", "--request-timeout=2",
+                                                     recorder: Recorder) -> None:
+    srv = server(runner, [f"--command={recorder.command()}", "--request-timeout=2",
                           "--min-data-rate=500"])
     with start_mail(srv.port) as sock:
         start = time.monotonic()
@@ -501,13 +324,13 @@ def test_slowloris_mail_is_dropped_and_not_delivered(runner: str, server: Any,
     assert got == b"421 Timeout, closing connection\r\n", got
     assert 1.5 < took < 6, took
     time.sleep(0.3)
-    assert command.records("started") == []
+    assert recorder.records("started") == []
 
 
-def test_slow_but_steady_mail_goes_through(server: Any, command: Command) -> None:
+def test_slow_but_steady_mail_goes_through(server: Any, recorder: Recorder) -> None:
     """2 KB a second for 5 s: slower than the request timeout alone, faster
     than the minimum rate, so it is not cut off."""
-    srv = server("msmtpd", [f"--command={command.line()}", "--request-timeout=2",
+    srv = server("msmtpd", [f"--command={recorder.command()}", "--request-timeout=2",
                             "--min-data-rate=500"])
     line = b"x" * 198 + b"\r\n"
     with start_mail(srv.port) as sock:
@@ -516,19 +339,19 @@ def test_slow_but_steady_mail_goes_through(server: Any, command: Command) -> Non
             time.sleep(0.1)
         sock.sendall(b".\r\n")
         assert read_reply(sock, timeout=10) == b"250 Ok, mail was piped\r\n"
-    [record] = command.wait_for("mail")
+    [record] = recorder.wait(timeout=15)
     assert record["body_size"] == 50 * 199
 
 
 # --- item 15: one daemon, one option table ------------------------------------------------
 
 
-def test_port_wraps_like_msmtpd(server: Any, command: Command, tmp_path: Path) -> None:
+def test_port_wraps_like_msmtpd(recorder: Recorder, tmp_path: Path) -> None:
     """msmtpd hands atoi()'s int to htons(): --port=N+65536 listens on N (before:
     an OverflowError traceback)."""
     port = free_port()
     proc = subprocess.Popen([*msmtpd_program(), f"--port={port + 65536}",
-                             f"--command={command.line()}"],
+                             f"--command={recorder.command()}"],
                             env=ours_env(dict(os.environ)), cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
@@ -551,7 +374,7 @@ def test_port_wraps_like_msmtpd(server: Any, command: Command, tmp_path: Path) -
 
 
 @pytest.mark.parametrize("path", ["posix_spawn", "fork"])
-def test_command_runs_in_a_session_of_its_own(path: str, command: Command,
+def test_command_runs_in_a_session_of_its_own(path: str, recorder: Recorder,
                                               tmp_path: Path) -> None:
     """Both ways Twisted starts a process (posix_spawnp, or fork where that
     cannot be used) give the command its own session; the mail is whole."""
@@ -559,13 +382,13 @@ def test_command_runs_in_a_session_of_its_own(path: str, command: Command,
 import sys
 from twisted.internet import process, reactor
 from msmtp_twisted.daemon.command import PipeCommand
-from msmtp_twisted.daemon.delivery import Spool, deliver
+from msmtp_twisted.daemon.delivery import Spool, start_delivery
 if {path == "fork"!r}:
     process._getFileActions = None
 spool = Spool()
 spool.write(b"Received: x\\r\\n\\tby y;\\r\\n\\tdate\\r\\nbody\\n")
-argv = PipeCommand.parse({command.line()!r}).argv("a@b", ["c@d"])
-d = deliver(reactor, argv, spool, timeout=10, devnull=1)
+argv = PipeCommand.parse({recorder.command()!r}).argv("a@b", ["c@d"])
+d = start_delivery(reactor, argv, spool, timeout=10, devnull=1).result
 d.addCallback(lambda r: print(r.code))
 d.addBoth(lambda _: reactor.stop())
 reactor.run()
@@ -573,7 +396,7 @@ reactor.run()
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          env=ours_env(dict(os.environ)), cwd=tmp_path, timeout=60)
     assert res.stdout.strip() == "250", res.stderr
-    [started] = command.records("started")
+    [started] = recorder.records("started")
     assert started["sid"] == started["pid"] == started["pgid"]
-    [mail] = command.records("mail")
+    [mail] = recorder.records("mail")
     assert mail["body_size"] == len(b"body\n")

@@ -384,7 +384,8 @@ def test_endpoint_string_with_tls_through_proxy(mailservers, tmp_path) -> None:
 from twisted.internet import reactor
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.protocol import Factory, Protocol
-from msmtp_twisted.net.tls import TLSWrapperEndpoint, tls_options_from_fields
+from msmtp_twisted.tls.endpoint import TLSWrapperEndpoint
+from msmtp_twisted.tls.strings import tls_options_from_fields
 
 class Greeting(Protocol):
     def dataReceived(self, data):

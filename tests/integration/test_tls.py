@@ -653,7 +653,7 @@ def test_no_openssl_without_tls(tmp_path) -> None:
             "try:\n    runpy.run_module('msmtp_twisted', run_name='__main__')\n"
             "except SystemExit as e:\n    code = e.code\n"
             "sys.stderr.write(f'OPENSSL={\"OpenSSL\" in sys.modules} "
-            "TLS={\"msmtp_twisted.net.tls\" in sys.modules}\\n')\n")
+            "TLS={\"msmtp_twisted.tls\" in sys.modules}\\n')\n")
         proc = subprocess.run([*ours_command()[:1], "-c", script], input=MAIL,
                               capture_output=True, timeout=RUN_TIMEOUT,
                               env=ours_env({"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}))
@@ -664,7 +664,8 @@ def test_no_openssl_without_tls(tmp_path) -> None:
 
 def test_concurrent_library_connections_keep_their_state(pki) -> None:
     """One ClientTLS for several connections: each has its own verdict."""
-    from msmtp_twisted.net.tls import ClientTLS, TLSOptions
+    from msmtp_twisted.tls.creator import ClientTLS
+    from msmtp_twisted.tls.options import TLSOptions
 
     creator = ClientTLS(TLSOptions("localhost", trust_file=str(pki.ca.cert)))
     states = []

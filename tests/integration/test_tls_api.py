@@ -41,7 +41,7 @@ FACTORY = """
     import io, json
     from twisted.internet import defer, task
     from msmtp_twisted.protocol.compat import ESMTPSenderFactory
-    from msmtp_twisted.net.tls import TLSOptions
+    from msmtp_twisted.tls.options import TLSOptions
 
     def main(reactor):
         d = defer.Deferred()
@@ -133,7 +133,8 @@ ENDPOINT = """
     from twisted.internet import defer, task
     from twisted.internet.protocol import Factory, Protocol
     from msmtp_twisted.net.connect import SequentialTCPEndpoint
-    from msmtp_twisted.net.tls import TLSOptions, TLSWrapperEndpoint
+    from msmtp_twisted.tls.endpoint import TLSWrapperEndpoint
+    from msmtp_twisted.tls.options import TLSOptions
 
     class Greeting(Protocol):
         def connectionMade(self):
@@ -184,7 +185,7 @@ def test_endpoint_string(pki, tmp_path) -> None:
             import json
             from twisted.internet import task
             from twisted.internet.protocol import Factory, Protocol
-            from msmtp_twisted.net.tls import tls_client_endpoint
+            from msmtp_twisted.tls.strings import tls_client_endpoint
 
             class Greeting(Protocol):
                 def dataReceived(self, data):

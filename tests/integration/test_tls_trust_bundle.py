@@ -45,7 +45,7 @@ def test_system_bundle_as_trust_file_prints_what_msmtp_prints(
 
 
 def test_one_unreadable_certificate_does_not_cost_the_others(bundle: Path) -> None:
-    from msmtp_twisted.net.tls import _trust_certificates
+    from msmtp_twisted.tls.files import trust_certificates as _trust_certificates
 
     data = bundle.read_bytes()
     total = data.count(b"-----BEGIN CERTIFICATE-----")

@@ -9,6 +9,12 @@ Load them with ``pytest_plugins = ["tests.servers.fixtures"]`` (in the top-level
         assert recording_server.message.recipients == ["rcpt@example.org"]
 
 Every server a fixture starts is stopped (threads joined, sockets closed) at teardown.
+
+For msmtpd (:mod:`tests.servers.msmtpd`)::
+
+    def test_y(msmtpd, recorder):
+        d = msmtpd([f"--command={recorder.command()}", "--idle-timeout=8"])  # or "twistd"...
+        assert converse(d.port, [b"EHLO x\r\n"])[-1][:3] == b"250"
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ import pytest
 from tests.servers.base import ThreadedServer
 from tests.servers.hostile import HostileServer
 from tests.servers.msmtp import DEFAULT_MAIL, REAL_MSMTP, MsmtpResult, run_msmtp, write_config
+from tests.servers.msmtpd import MsmtpdProcess, Recorder, require_debian_msmtpd
 from tests.servers.proxy import DelayProxy
 from tests.servers.recording import RecordingServer
 from tests.servers.secretservice import secret_service  # noqa: F401  (a fixture)
+from tests.servers.slapd import slapd  # noqa: F401  (a fixture)
 
 
 @pytest.fixture
@@ -106,5 +114,45 @@ def msmtp_runner(tmp_path: Path) -> Callable[..., Callable[..., MsmtpResult]]:
     return lambda command, env=None: _runner(command, tmp_path, env)
 
 
-__all__ = ["REAL_MSMTP", "delay_proxy", "hostile_server", "lmtp_server", "msmtp_config",
-           "msmtp_runner", "recording_server", "run_real_msmtp", "server_factory"]
+@pytest.fixture
+def recorder(tmp_path: Path) -> Iterator[Recorder]:
+    """The recording pipe command for msmtpd; what its runs left running is killed
+    (by pid) at teardown."""
+    rec = Recorder(tmp_path)
+    yield rec
+    rec.cleanup()
+
+
+@pytest.fixture
+def msmtpd(tmp_path: Path) -> Iterator[Callable[..., MsmtpdProcess]]:
+    """``start(args, program="ours", **options)``: a started
+    :class:`~tests.servers.msmtpd.MsmtpdProcess` (``program``: ``"ours"``,
+    ``"msmtpd"``, ``"twistd"``, ``"debian"`` or an argv), stopped at teardown."""
+    started: list[MsmtpdProcess] = []
+
+    def start(args: Sequence[str], program: str | Sequence[str] = "ours",
+              **options: Any) -> MsmtpdProcess:
+        d = MsmtpdProcess(program, args, tmp_path, **options)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        d.stop()
+
+
+@pytest.fixture
+def ours(msmtpd: Callable[..., MsmtpdProcess], recorder: Recorder) -> MsmtpdProcess:
+    """Our msmtpd with the recorder as its command, default options otherwise."""
+    return msmtpd([f"--command={recorder.command()}"])
+
+
+@pytest.fixture(scope="session")
+def debian_msmtpd() -> str:
+    """The path of Debian's msmtpd 1.8.23 (marks the test ``reference``)."""
+    return require_debian_msmtpd()
+
+
+__all__ = ["REAL_MSMTP", "debian_msmtpd", "delay_proxy", "hostile_server", "lmtp_server",
+           "msmtp_config", "msmtp_runner", "msmtpd", "ours", "recorder", "recording_server",
+           "run_real_msmtp", "server_factory", "slapd"]

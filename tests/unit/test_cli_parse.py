@@ -8,7 +8,8 @@ import io
 import pytest
 
 from msmtp_twisted import cli, sysexits
-from msmtp_twisted.cli import CommandLine, UsageError, parse_command_line
+from msmtp_twisted.cli import UsageError, parse_command_line
+from msmtp_twisted.modes.invocation import CommandLine
 
 SHA1 = ":".join(f"{i:02x}" for i in range(20))
 

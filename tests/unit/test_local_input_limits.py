@@ -27,6 +27,7 @@ from msmtp_twisted.config.files import read_config_file, run_eval
 from msmtp_twisted.config.netrc import find_password
 from msmtp_twisted.config.parser import ConfigError, EvalError
 from msmtp_twisted.daemon.password import PasswordError, eval_password
+from msmtp_twisted.errors import TLSFailure
 from msmtp_twisted.limits import (
     EVAL_DRAIN,
     EVAL_LINE,
@@ -37,9 +38,8 @@ from msmtp_twisted.limits import (
 )
 from msmtp_twisted.message.aliases import AliasesError, expand_aliases_file
 from msmtp_twisted.message.headers import HeaderScanner
-from msmtp_twisted.modes.prepare import read_headers
-from msmtp_twisted.modes.sendmail import MailBody
-from msmtp_twisted.net.tls import TLSFailure, TLSOptions
+from msmtp_twisted.sending.mail import MailBody, read_headers
+from msmtp_twisted.tls.options import TLSOptions
 
 
 def _sparse(path: Path, size: int, head: bytes = b"") -> Path:

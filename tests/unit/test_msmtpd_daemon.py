@@ -9,9 +9,6 @@ import re
 from pathlib import Path
 
 import pytest
-from twisted.internet import defer
-from twisted.internet.address import IPv4Address
-from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from msmtp_twisted.daemon import cli
 from msmtp_twisted.daemon.checkers import LDAPChecker, StaticChecker, parse_ldap_url
@@ -19,7 +16,7 @@ from msmtp_twisted.daemon.command import CommandError, PipeCommand, split_comman
 from msmtp_twisted.daemon.delivery import Spool, resolve_executable
 from msmtp_twisted.daemon.log import MsmtpdLog, format_file_line
 from msmtp_twisted.daemon.password import PasswordError, eval_password, get_password
-from msmtp_twisted.daemon.protocol import DaemonConfig, MsmtpdFactory
+from tests.servers.msmtpd import fake_connect, fake_factory
 
 # --- the command ---------------------------------------------------------------------
 
@@ -157,11 +154,11 @@ def test_passwordeval_first_line_and_errors() -> None:
 def test_no_password_source_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from msmtp_twisted.daemon import password
 
-    monkeypatch.setattr(password, "keyring_password", lambda user: None)
-    monkeypatch.setattr(password, "prompt_password", lambda user: None)
+    monkeypatch.setattr(password, "keyring_password", lambda host, user: None)
+    monkeypatch.setattr(password, "prompt_password", lambda host, user: None)
     with pytest.raises(PasswordError, match=r"cannot get password for \(localhost, smtp, bob\)"):
         get_password("bob")
-    monkeypatch.setattr(password, "keyring_password", lambda user: "from-keyring")
+    monkeypatch.setattr(password, "keyring_password", lambda host, user: "from-keyring")
     assert get_password("bob") == ("bob", "from-keyring")
 
 
@@ -239,40 +236,21 @@ def test_syslog_and_fallback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 # --- Protocol and Factory with a fake clock ---------------------------------------------------
 
 
-class FakeFactory(MsmtpdFactory):
-    def lookup(self, ip: str) -> defer.Deferred[str]:
-        return defer.succeed("localhost" if ip else "")
-
-
-def make_factory(**kw: object) -> tuple[FakeFactory, MemoryReactorClock]:
-    reactor = MemoryReactorClock()
-    config = DaemonConfig(command=PipeCommand.parse("true"), **kw)  # type: ignore[arg-type]
-    return FakeFactory(config, reactor=reactor), reactor
-
-
-def connect(factory: MsmtpdFactory) -> tuple[object, StringTransport]:
-    proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1234))
-    tr = StringTransport(hostAddress=IPv4Address("TCP", "127.0.0.1", 25),
-                         peerAddress=IPv4Address("TCP", "127.0.0.1", 1234))
-    proto.makeConnection(tr)
-    return proto, tr
-
-
 def test_session_cap_gives_421() -> None:
-    factory, _ = make_factory(max_sessions=2)
-    conns = [connect(factory) for _ in range(3)]
+    factory, _ = fake_factory("localhost", max_sessions=2)
+    conns = [fake_connect(factory) for _ in range(3)]
     assert conns[0][1].value() == b"220 localhost ESMTP msmtpd\r\n"
     assert conns[2][1].value().startswith(b"421 ")
     assert conns[2][1].disconnecting
     assert factory.active == 2
     conns[0][0].connectionLost(None)  # type: ignore[attr-defined]
     assert factory.active == 1
-    assert connect(factory)[1].value().startswith(b"220 ")
+    assert fake_connect(factory)[1].value().startswith(b"220 ")
 
 
 def test_idle_and_session_timeouts() -> None:
-    factory, clock = make_factory(idle_timeout=10, session_timeout=25)
-    proto, tr = connect(factory)
+    factory, clock = fake_factory("localhost", idle_timeout=10, session_timeout=25)
+    proto, tr = fake_connect(factory)
     clock.advance(9)
     proto.dataReceived(b"NOOP\r\n")  # type: ignore[attr-defined]
     clock.advance(9)
@@ -280,7 +258,7 @@ def test_idle_and_session_timeouts() -> None:
     clock.advance(2)
     assert tr.disconnecting and tr.value().endswith(b"421 Timeout, closing connection\r\n")
 
-    proto, tr = connect(factory)
+    proto, tr = fake_connect(factory)
     for _ in range(5):
         clock.advance(5)
         proto.dataReceived(b"NOOP\r\n")  # type: ignore[attr-defined]
@@ -288,8 +266,8 @@ def test_idle_and_session_timeouts() -> None:
 
 
 def test_auth_answers_are_delayed_after_a_failure() -> None:
-    factory, clock = make_factory(checker=StaticChecker("bob", "pw"))
-    proto, tr = connect(factory)
+    factory, clock = fake_factory("localhost", checker=StaticChecker("bob", "pw"))
+    proto, tr = fake_connect(factory)
     proto.dataReceived(b"EHLO x\r\n")  # type: ignore[attr-defined]
     tr.clear()
     wrong = b"AUTH PLAIN " + base64.b64encode(b"\0bob\0nope") + b"\r\n"
@@ -297,20 +275,21 @@ def test_auth_answers_are_delayed_after_a_failure() -> None:
     proto.dataReceived(wrong)  # type: ignore[attr-defined]
     assert tr.value() == b"535 Authentication failed\r\n"  # no delay before any failure
     tr.clear()
-    proto2, tr2 = connect(factory)
+    proto2, tr2 = fake_connect(factory)
     proto2.dataReceived(b"EHLO x\r\n" + right)  # type: ignore[attr-defined]
     assert b"235" not in tr2.value()
     clock.advance(1)
     assert tr2.value().endswith(b"235 Authentication successful\r\n")
     clock.advance(61)
-    proto3, tr3 = connect(factory)
+    proto3, tr3 = fake_connect(factory)
     proto3.dataReceived(b"EHLO x\r\n" + right)  # type: ignore[attr-defined]
     assert tr3.value().endswith(b"235 Authentication successful\r\n")  # delay expired
 
 
 def test_inetd_mode_always_delays_auth() -> None:
-    factory, clock = make_factory(checker=StaticChecker("bob", "pw"), always_delay_auth=True)
-    proto, tr = connect(factory)
+    factory, clock = fake_factory("localhost", checker=StaticChecker("bob", "pw"),
+                                  always_delay_auth=True)
+    proto, tr = fake_connect(factory)
     proto.dataReceived(b"EHLO x\r\nAUTH PLAIN " + base64.b64encode(b"\0bob\0pw") + b"\r\n")  # type: ignore[attr-defined]
     assert b"235" not in tr.value()
     clock.advance(1)

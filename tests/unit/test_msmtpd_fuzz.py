@@ -5,7 +5,7 @@ random bodies, random bytes, over-long lines, all pipelined and cut into random
 chunks, with EOF at a random point — are fed to
 
 - the sans-IO :class:`~msmtp_twisted.smtp.server.SMTPServer`, answering its
-  AuthRequest and MessageEnd events with random verdicts, now or a chunk later;
+  AuthAttempt and MessageEnd events with random verdicts, now or a chunk later;
 - the Twisted driver :class:`~msmtp_twisted.daemon.protocol.MsmtpdProtocol`
   over a StringTransport and a fake clock (real spool files, a command that does
   not exist, a spool directory that sometimes cannot be written).
@@ -25,26 +25,24 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from twisted.internet import defer
 from twisted.internet.address import IPv4Address
-from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from msmtp_twisted.daemon.checkers import StaticChecker
 from msmtp_twisted.daemon.command import PipeCommand
-from msmtp_twisted.daemon.protocol import DaemonConfig, MsmtpdFactory
 from msmtp_twisted.smtp.server import (
-    AuthRequest,
+    AuthAttempt,
     Close,
     Log,
     MessageAborted,
     MessageBegin,
     MessageData,
     MessageEnd,
-    Reply,
     ServerLimits,
+    ServerReply,
     SMTPServer,
     delivery_reply,
 )
+from tests.servers.msmtpd import fake_connect, fake_factory
 
 # --- random sessions ---------------------------------------------------------------------
 
@@ -215,7 +213,7 @@ def check_replies(stream: bytes, codes: list[int], max_line: int) -> None:
 
 VERDICTS = [delivery_reply(0), delivery_reply(75), delivery_reply(1), delivery_reply(None, 9),
             delivery_reply(127), delivery_reply(None, timed_out=True),
-            Reply(452, ("Insufficient system storage",))]
+            ServerReply(452, ("Insufficient system storage",))]
 
 
 class Session:
@@ -233,7 +231,7 @@ class Session:
     def take(self, events: list[Any]) -> None:
         for e in events:
             assert self.pending is None, ("events while waiting", e)
-            if isinstance(e, Reply):
+            if isinstance(e, ServerReply):
                 e.to_bytes()  # ASCII, or this raises
                 self.codes.append(e.code)
             elif isinstance(e, Log):
@@ -252,7 +250,7 @@ class Session:
                 assert self.in_mail and e.size == self.size and e.recipients
                 self.in_mail = False
                 self.pending = "delivery"
-            elif isinstance(e, AuthRequest):
+            elif isinstance(e, AuthAttempt):
                 self.pending = "auth"
             else:
                 assert isinstance(e, Close)
@@ -298,11 +296,6 @@ def test_state_machine_answers_every_command(sc: dict[str, Any], data: Any) -> N
 # --- the Twisted driver ------------------------------------------------------------------------
 
 
-class _Factory(MsmtpdFactory):
-    def lookup(self, ip: str) -> defer.Deferred[str]:
-        return defer.succeed("host.example" if ip else "")
-
-
 @pytest.fixture(scope="module")
 def spool_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     good = tmp_path_factory.mktemp("spool")
@@ -316,18 +309,14 @@ def spool_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
 @given(scenario(), st.data())
 def test_driver_answers_every_command(spool_dirs: tuple[str, str], sc: dict[str, Any],
                                       data: Any) -> None:
-    clock = MemoryReactorClock()
     limits = sc["limits"]
-    config = DaemonConfig(
+    factory, clock = fake_factory(
+        "host.example",
         command=PipeCommand.parse("/nonexistent/msmtp -f %F --"),
         checker=StaticChecker("bob", "pw") if sc["auth"] else None,
         limits=limits, spool_threshold=64,
         spool_dir=data.draw(st.sampled_from(spool_dirs)))
-    factory = _Factory(config, reactor=clock)
-    proto: Any = factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", 1000))
-    tr = StringTransport(hostAddress=IPv4Address("TCP", "127.0.0.1", 25),
-                         peerAddress=IPv4Address("TCP", "192.0.2.1", 1000))
-    proto.makeConnection(tr)
+    proto, tr = fake_connect(factory, IPv4Address("TCP", "192.0.2.1", 1000))
     for chunk in sc["chunks"]:
         for _ in range(100):  # a paused transport delivers nothing until resumed
             if tr.producerState != "paused":

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 import pytest
-from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python import usage
 
@@ -19,12 +19,13 @@ from msmtp_twisted.smtp.server import (
     Close,
     MessageAborted,
     MessageEnd,
-    Reply,
     ServerLimits,
+    ServerReply,
     SMTPServer,
     State,
     delivery_reply,
 )
+from tests.servers.msmtpd import fake_connect, fake_factory
 
 # --- one option table -----------------------------------------------------------------
 
@@ -119,7 +120,7 @@ def test_importing_the_cli_imports_no_twisted() -> None:
 
 
 def replies(events: list[object]) -> list[bytes]:
-    return [e.to_bytes() for e in events if isinstance(e, Reply)]
+    return [e.to_bytes() for e in events if isinstance(e, ServerReply)]
 
 
 SHUTDOWN = b"421 Server shutting down, closing connection\r\n"
@@ -193,21 +194,9 @@ def test_receiving_is_true_only_for_an_unfinished_line_or_mail() -> None:
 # --- the session: close grace and minimum data rate, on a fake clock ---------------------------
 
 
-class FakeFactory(MsmtpdFactory):
-    def lookup(self, ip: str):  # type: ignore[no-untyped-def]
-        from twisted.internet import defer
-
-        return defer.succeed("")
-
-
-def session(**kw: object) -> tuple[object, StringTransport, MemoryReactorClock, MsmtpdFactory]:
-    clock = MemoryReactorClock()
-    config = DaemonConfig(command=PipeCommand.parse("true"), **kw)  # type: ignore[arg-type]
-    factory = FakeFactory(config, reactor=clock)
-    proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1234))
-    tr = StringTransport(hostAddress=IPv4Address("TCP", "127.0.0.1", 25),
-                         peerAddress=IPv4Address("TCP", "127.0.0.1", 1234))
-    proto.makeConnection(tr)
+def session(**kw: Any) -> tuple[Any, StringTransport, MemoryReactorClock, MsmtpdFactory]:
+    factory, clock = fake_factory(**kw)
+    proto, tr = fake_connect(factory)
     return proto, tr, clock, factory
 
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msmtp_twisted.smtp.server import (
-    AuthRequest,
+    AuthAttempt,
     Close,
     DataDecoder,
     Log,
@@ -19,8 +19,8 @@ from msmtp_twisted.smtp.server import (
     MessageBegin,
     MessageData,
     MessageEnd,
-    Reply,
     ServerLimits,
+    ServerReply,
     SMTPServer,
     State,
     delivery_reply,
@@ -32,11 +32,11 @@ from tests.conftest import ROOT, ours_env
 
 
 def replies(events: list[object]) -> list[str]:
-    return [r.to_bytes().decode() for r in events if isinstance(r, Reply)]
+    return [r.to_bytes().decode() for r in events if isinstance(r, ServerReply)]
 
 
 def codes(events: list[object]) -> list[int]:
-    return [r.code for r in events if isinstance(r, Reply)]
+    return [r.code for r in events if isinstance(r, ServerReply)]
 
 
 def data_of(events: list[object]) -> bytes:
@@ -342,7 +342,7 @@ def test_auth_plain_with_prompt_and_initial_response() -> None:
     s = ready(auth=True)
     assert replies(s.receive(b"AUTH PLAIN\r\n")) == ["334 \r\n"]
     ev = s.receive(b64(b"\0bob\0secret") + b"\r\nMAIL FROM:<a@b>\r\n")
-    assert ev == [AuthRequest("PLAIN", "bob", b"secret")]
+    assert ev == [AuthAttempt("PLAIN", "bob", b"secret")]
     ev = s.auth_result(True)
     assert replies(ev) == ["235 Authentication successful\r\n", "250 Ok\r\n"]
     assert Log("info", "authenticated user bob") in ev
@@ -350,7 +350,7 @@ def test_auth_plain_with_prompt_and_initial_response() -> None:
 
     s = ready(auth=True)
     ev = s.receive(b"AUTH PLAIN " + b64(b"bob\0bob\0pw") + b"\r\n")
-    assert ev == [AuthRequest("PLAIN", "bob", b"pw")]
+    assert ev == [AuthAttempt("PLAIN", "bob", b"pw")]
     assert replies(s.auth_result(False)) == ["535 Authentication failed\r\n"]
 
 
@@ -358,7 +358,7 @@ def test_auth_login() -> None:
     s = ready(auth=True)
     assert replies(s.receive(b"AUTH LOGIN\r\n")) == ["334 VXNlcm5hbWU6\r\n"]
     assert replies(s.receive(b64(b"bob") + b"\r\n")) == ["334 UGFzc3dvcmQ6\r\n"]
-    assert s.receive(b64(b"pw") + b"\r\n") == [AuthRequest("LOGIN", "bob", b"pw")]
+    assert s.receive(b64(b"pw") + b"\r\n") == [AuthAttempt("LOGIN", "bob", b"pw")]
     s = ready(auth=True)
     assert replies(s.receive(b"AUTH LOGIN " + b64(b"bob") + b"\r\n")) == [
         "334 UGFzc3dvcmQ6\r\n"]
@@ -372,7 +372,7 @@ def test_auth_cancel_malformed_and_unknown_mechanism() -> None:
     for bad in (b"AUTH PLAIN !!!\r\n", b"AUTH PLAIN " + b64(b"no-nuls") + b"\r\n",
                 b"AUTH PLAIN " + b64(b"other\0bob\0pw") + b"\r\n", b"AUTH PLAIN =\r\n"):
         ev = s.receive(bad)
-        assert len(ev) == 1 and isinstance(ev[0], AuthRequest) and ev[0].malformed
+        assert len(ev) == 1 and isinstance(ev[0], AuthAttempt) and ev[0].malformed
         s.auth_result(False)
         s = ready(auth=True)
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from twisted.internet import defer
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
@@ -24,16 +23,17 @@ from msmtp_twisted.daemon.delivery import Spool
 from msmtp_twisted.daemon.log import MAX_LOG_MESSAGE, MsmtpdLog, cap_message
 from msmtp_twisted.daemon.protocol import DaemonConfig, MsmtpdFactory, client_key
 from msmtp_twisted.smtp.server import (
-    AuthRequest,
+    AuthAttempt,
     Log,
-    Reply,
     ServerLimits,
+    ServerReply,
     SMTPServer,
     State,
     _exceeds,
     delivery_reply,
     envelope_cost,
 )
+from tests.servers.msmtpd import fake_connect, fake_factory
 
 
 def ready(auth: bool = False, **limits: int | None) -> SMTPServer:
@@ -44,7 +44,7 @@ def ready(auth: bool = False, **limits: int | None) -> SMTPServer:
 
 
 def replies(events: list[object]) -> list[bytes]:
-    return [e.to_bytes() for e in events if isinstance(e, Reply)]
+    return [e.to_bytes() for e in events if isinstance(e, ServerReply)]
 
 
 def logs(events: list[object]) -> list[str]:
@@ -61,9 +61,9 @@ def logs(events: list[object]) -> list[str]:
     (delivery_reply(127), "pipe command reported error 127"),
     (delivery_reply(None, timed_out=True), "pipe command timed out"),
     (delivery_reply(None), "pipe command failed to execute"),
-    (Reply(452, ("Insufficient system storage",)), "insufficient system storage"),
+    (ServerReply(452, ("Insufficient system storage",)), "insufficient system storage"),
 ])
-def test_failed_delivery_log_line(reply: Reply, line: str) -> None:
+def test_failed_delivery_log_line(reply: ServerReply, line: str) -> None:
     s = ready()
     s.receive(b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nx\r\n.\r\n")
     assert s.waiting
@@ -95,7 +95,7 @@ def test_long_line_cancels_the_auth_exchange(start: bytes, chunks: list[bytes]) 
     assert s.state is State.READY and not s.waiting
     events = s.receive(b"MAIL FROM:<a@b>\r\n")  # a command, not credentials
     assert replies(events) == [b"530 Authentication required\r\n"]
-    assert not any(isinstance(e, AuthRequest) for e in events)
+    assert not any(isinstance(e, AuthAttempt) for e in events)
     assert s.auth_failures == 0
     s.receive(b"AUTH PLAIN " + base64.b64encode(b"\0bob\0pw") + b"\r\n")
     assert replies(s.auth_result(True)) == [b"235 Authentication successful\r\n"]
@@ -281,16 +281,8 @@ def test_auth_answers_to_one_address_are_spaced() -> None:
     assert set(factory._auth_slots) == {"c"}  # the past is forgotten: bounded memory
 
 
-class _Factory(MsmtpdFactory):
-    def lookup(self, ip: str) -> defer.Deferred[str]:
-        return defer.succeed("")
-
-
 def _session(factory: MsmtpdFactory, peer: object) -> StringTransport:
-    proto = factory.buildProtocol(peer)
-    tr = StringTransport(hostAddress=IPv4Address("TCP", "127.0.0.1", 25),
-                         peerAddress=peer)  # type: ignore[arg-type]
-    proto.makeConnection(tr)
+    proto, tr = fake_connect(factory, peer)
     tr.protocol = proto  # type: ignore[attr-defined]
     proto.dataReceived(b"EHLO x\r\n")  # type: ignore[attr-defined]
     tr.clear()
@@ -298,9 +290,7 @@ def _session(factory: MsmtpdFactory, peer: object) -> StringTransport:
 
 
 def test_parallel_sessions_of_one_client_get_one_answer_a_second() -> None:
-    clock = MemoryReactorClock()
-    factory = _Factory(DaemonConfig(command=PipeCommand.parse("true"),
-                                    checker=StaticChecker("bob", "pw")), reactor=clock)
+    factory, clock = fake_factory(checker=StaticChecker("bob", "pw"))
     wrong = b"AUTH PLAIN " + base64.b64encode(b"\0bob\0nope") + b"\r\n"
     first = _session(factory, IPv4Address("TCP", "192.0.2.1", 1000))
     first.protocol.dataReceived(wrong)  # type: ignore[attr-defined]

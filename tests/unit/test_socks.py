@@ -553,8 +553,8 @@ def test_account_endpoint_goes_through_the_proxy() -> None:
     from twisted.internet.task import Clock
 
     from msmtp_twisted.config.account import Account
-    from msmtp_twisted.modes.common import endpoint_for
     from msmtp_twisted.net.connect import SequentialTCPEndpoint, UNIXEndpoint
+    from msmtp_twisted.sending.endpoint import endpoint_for
 
     account = Account("a")
     account.host, account.port, account.timeout = "mail.example.org", 465, 12

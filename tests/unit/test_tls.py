@@ -1,4 +1,4 @@
-"""The pure parts of msmtp_twisted.net.tls: priorities, msmtp's verification
+"""The pure parts of msmtp_twisted.tls: priorities, msmtp's verification
 messages, fingerprints, names, certificate information, file errors, and how
 connection failures become msmtp's TLS errors.
 
@@ -21,24 +21,27 @@ from twisted.internet import error
 from twisted.python.failure import Failure
 
 from msmtp_twisted import sysexits
-from msmtp_twisted.net.tls import (
-    AccountTLS,
-    PriorityError,
-    TLSFailure,
+from msmtp_twisted.errors import Cause, SMTPFailure, TLSFailure
+from msmtp_twisted.smtp.reply import Reply
+from msmtp_twisted.tls.account import AccountTLS
+from msmtp_twisted.tls.options import TLSOptions
+from msmtp_twisted.tls.priorities import PriorityError, parse_priorities
+from msmtp_twisted.tls.reasons import handshake_error_text
+from msmtp_twisted.tls.state import TLSState
+from msmtp_twisted.tls.text import (
     TLSInfo,
-    TLSOptions,
-    TLSState,
     fingerprint_matches,
     format_dn,
-    handshake_error_text,
-    parse_priorities,
     session_description,
     status_from_openssl,
     verification_message,
 )
-from msmtp_twisted.smtp.client import SMTPFailure
-from msmtp_twisted.smtp.reply import Reply
 from tests.servers.tlspki import PKI
+
+#: failures as the session protocol makes them
+RESET = SMTPFailure(74, "network read error: Connection reset by peer", cause=Cause.RESET)
+CLOSED = SMTPFailure(76, "the server sent an empty reply", cause=Cause.CLOSED)
+READ_X = SMTPFailure(74, "network read error: x", cause=Cause.RESET)
 
 PREFIX = "TLS certificate verification failed: The certificate is NOT trusted. "
 
@@ -514,7 +517,8 @@ def _account_tls(pki) -> AccountTLS:
 
 def test_failures_before_tls_are_left_alone(pki) -> None:
     tls = _account_tls(pki)
-    failure = SMTPFailure(69, "the server does not support TLS via the STARTTLS command")
+    failure = SMTPFailure(69, "the server does not support TLS via the STARTTLS command",
+                          cause=Cause.UNSUPPORTED)
     assert tls.failure_for(failure) is None
 
 
@@ -522,15 +526,16 @@ def test_broken_handshake_becomes_exit_76(pki) -> None:
     tls = _account_tls(pki)
     tls.started = True
     tls.lost_reason = _ssl_failure("wrong version number")
-    got = tls.failure_for(SMTPFailure(74, "network read error: Connection reset by peer"))
+    got = tls.failure_for(RESET)
     assert (got.exitcode, got.message) == (
         76, "TLS handshake failed: An unexpected TLS packet was received.")
     # a timeout during the handshake (msmtp 1.8.23 waits on past its timeout there)
     tls.lost_reason = None
-    got = tls.failure_for(SMTPFailure(74, "network read error: the operation timed out"))
+    got = tls.failure_for(SMTPFailure(74, "network read error: the operation timed out",
+                                      cause=Cause.TIMEOUT))
     assert (got.exitcode, got.message) == (76, "TLS handshake failed: the operation timed out")
     # the server closed: GnuTLS's pull function failed
-    got = tls.failure_for(SMTPFailure(76, "the server sent an empty reply"))
+    got = tls.failure_for(CLOSED)
     assert (got.exitcode, got.message) == (76, "TLS handshake failed: Error in the pull function.")
 
 
@@ -539,9 +544,10 @@ def test_verification_failure_wins(pki) -> None:
     tls.started = True
     state = TLSState(tls.options)
     state.handshake_done = True
-    state.failure = TLSFailure(69, "TLS certificate verification failed: x")
+    state.failure = TLSFailure(69, "TLS certificate verification failed: x",
+                               cause=Cause.TLS_CERTIFICATE)
     tls.state = state
-    assert tls.failure_for(SMTPFailure(74, "network read error: x")) is state.failure
+    assert tls.failure_for(READ_X) is state.failure
 
 
 def test_errors_after_the_handshake(pki) -> None:
@@ -550,24 +556,25 @@ def test_errors_after_the_handshake(pki) -> None:
     tls.state = TLSState(tls.options)
     tls.state.handshake_done = True
     tls.state.alert = 116  # certificate required: the server wanted a client certificate
-    got = tls.failure_for(SMTPFailure(74, "network read error: Connection reset by peer"))
+    got = tls.failure_for(RESET)
     assert (got.exitcode, got.message) == (
         74, "cannot read from TLS connection: A TLS fatal alert has been received.")
     tls.state.alert = None
     tls.state.transport_reason = Failure(error.ConnectionDone())  # the server closed
-    got = tls.failure_for(SMTPFailure(74, "network read error: Connection reset by peer"))
+    got = tls.failure_for(RESET)
     assert got.message == ("cannot read from TLS connection: "
                            "The TLS connection was non-properly terminated.")
     tls.state.transport_reason = Failure(error.ConnectionLost())  # a reset
-    got = tls.failure_for(SMTPFailure(74, "network read error: Connection reset by peer"))
+    got = tls.failure_for(RESET)
     assert got.message == "cannot read from TLS connection: Error in the pull function."
-    got = tls.failure_for(SMTPFailure(74, "network write error: Broken pipe"))
+    got = tls.failure_for(SMTPFailure(74, "network write error: Broken pipe", cause=Cause.CLOSED,
+                                      writing=True))
     assert got.message == "cannot write to TLS connection: Error in the push function."
     # server replies and protocol errors stay what they are
     reply = Reply(554, ("554 no",))
     refused = SMTPFailure(69, "envelope from address a@b not accepted by the server", reply)
     assert tls.failure_for(refused) is None
-    assert tls.failure_for(SMTPFailure(76, "the server sent an empty reply")) is None
+    assert tls.failure_for(CLOSED) is None
 
 
 def test_trace_is_held_during_the_handshake(pki) -> None:
@@ -602,7 +609,8 @@ def test_der_export_helper(pki) -> None:
 
 
 def test_endpoint_string_fields(pki) -> None:
-    from msmtp_twisted.net.tls import _split_description, tls_options_from_fields
+    from msmtp_twisted.net.description import split_description as _split_description
+    from msmtp_twisted.tls.strings import tls_options_from_fields
 
     args, kwargs = _split_description(
         "msmtp-tls:mail.example.org:465:fingerprint=AB\\:CD:certcheck=off")
@@ -626,7 +634,8 @@ def test_endpoint_string_fields(pki) -> None:
 def test_endpoint_from_string(pki) -> None:
     from twisted.internet.testing import MemoryReactorClock
 
-    from msmtp_twisted.net.tls import TLSWrapperEndpoint, tls_client_endpoint
+    from msmtp_twisted.tls.endpoint import TLSWrapperEndpoint
+    from msmtp_twisted.tls.strings import tls_client_endpoint
 
     endpoint = tls_client_endpoint(
         MemoryReactorClock(), f"msmtp-tls:host=localhost:port=4465:trust_file={pki.root.cert}")

@@ -51,12 +51,12 @@ msmtpdServiceMaker = MsmtpdServiceMaker()
 @implementer(IPlugin, IStreamClientEndpointStringParserWithReactor)
 class MsmtpTLSEndpointParser:
     """``clientFromString(reactor, "msmtp-tls:mail.example.org:465:trust_file=...")``:
-    implicit TLS with msmtp's certificate checks (see msmtp_twisted.net.tls)."""
+    implicit TLS with msmtp's certificate checks (see msmtp_twisted.tls)."""
 
     prefix = "msmtp-tls"
 
     def parseStreamClient(self, reactor: Any, *args: Any, **kwargs: Any) -> Any:
-        from msmtp_twisted.net.tls import TLSEndpointParser
+        from msmtp_twisted.tls.strings import TLSEndpointParser
 
         return TLSEndpointParser().parseStreamClient(reactor, *args, **kwargs)
 

@@ -1,7 +1,7 @@
 """``tls_priorities``: the libtls and GnuTLS priority strings, mapped onto OpenSSL.
 
 Pure parsing: :func:`parse_priorities` gives a :class:`Priorities` that
-:mod:`msmtp_twisted.net.tls` applies to an OpenSSL context.
+:mod:`msmtp_twisted.tls.context` applies to an OpenSSL context.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ information as msmtp's mtls_print_info() prints it, fingerprints.
 
 Pure functions on ``cryptography`` objects and numbers; nothing here loads
 pyOpenSSL (only :func:`_openssl_verify_text` asks it, lazily, for an unknown
-error's text).  Used by :mod:`msmtp_twisted.net.tls`.
+error's text).  Used by :mod:`msmtp_twisted.tls.state` and :mod:`msmtp_twisted.tls.verify`.
 """
 
 from __future__ import annotations

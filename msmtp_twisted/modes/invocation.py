@@ -1,0 +1,65 @@
+"""One run of ``msmtp``, as the modes see it: what the command line asked for
+(:class:`CommandLine`, filled in by :func:`msmtp_twisted.cli.parse_command_line`)
+and where to print (:class:`Output`).
+
+Both live here, with the modes, so that :mod:`msmtp_twisted.cli` imports the
+modes and no mode imports the command line.  Pure, no Twisted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from msmtp_twisted.config.account import Account
+
+__all__ = ["CommandLine", "Output"]
+
+
+@dataclass
+class CommandLine:
+    """Everything the command line asked for."""
+
+    print_version: bool = False
+    print_help: bool = False
+    print_conf: bool = False
+    debug: bool = False
+    pretend: bool = False
+    read_recipients: bool = False
+    read_envelope_from: bool = False
+    sendmail: bool = True
+    configure: str | None = None
+    serverinfo: bool = False
+    rmqs: str | None = None
+    account: Account = field(default_factory=Account)
+    account_id: str | None = None
+    user_conffile: str | None = None
+    recipients_args: list[str] = field(default_factory=list)
+
+    @property
+    def host_given(self) -> bool:
+        return self.account.host is not None
+
+
+class Output:
+    """stdout/stderr writers that pass undecodable bytes through unchanged."""
+
+    def __init__(self, prog: str, stdout: BinaryIO, stderr: BinaryIO) -> None:
+        self.prog = prog
+        self.stdout = stdout
+        self.stderr = stderr
+        # C's stdio buffers stdout fully unless it is a terminal, so msmtp's error
+        # lines come before its informational lines in a combined pipe; keep that.
+        try:
+            self._line_buffered = stdout.isatty()
+        except (AttributeError, ValueError, OSError):
+            self._line_buffered = False
+
+    def out(self, text: str) -> None:
+        self.stdout.write((text + "\n").encode("utf-8", "surrogateescape"))
+
+    def err(self, text: str) -> None:
+        if self._line_buffered:
+            self.stdout.flush()
+        self.stderr.write(f"{self.prog}: {text}\n".encode("utf-8", "surrogateescape"))
+        self.stderr.flush()
