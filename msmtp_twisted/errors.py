@@ -133,7 +133,9 @@ class SMTPFailure(MsmtpError):
     send QUIT; ``lmtp_failures``: the refused recipients of an LMTP delivery;
     ``details``: more lines for the user, printed after the server's reply;
     ``writing``: whether the connection broke while we were writing to it (as
-    opposed to waiting for the server).
+    opposed to waiting for the server); ``recipients``: the RCPT replies read
+    before the failure, ``(address, reply)`` in order (with
+    ``SendmailRequest.partial_recipients``).
     """
 
     def __init__(
@@ -147,6 +149,7 @@ class SMTPFailure(MsmtpError):
         details: Sequence[str] = (),
         cause: Cause | None = None,
         writing: bool = False,
+        recipients: Sequence[tuple[str, Reply]] = (),
     ) -> None:
         if cause is None:
             cause = Cause.REPLY if reply is not None or lmtp_failures else Cause.PROTOCOL
@@ -156,6 +159,7 @@ class SMTPFailure(MsmtpError):
         self.lmtp_failures = list(lmtp_failures)
         self.details = list(details)
         self.writing = writing
+        self.recipients = list(recipients)
 
 
 class TLSFailure(SMTPFailure):

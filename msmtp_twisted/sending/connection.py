@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from msmtp_twisted.protocol.session import BodySource, SessionProtocol, Trace
 
 __all__ = ["connect_session", "fail_after_connecting", "session_protocol",
-           "start_account_session"]
+           "start_account_session", "tls_wiring"]
 
 
 def session_protocol(
@@ -56,6 +56,21 @@ def session_protocol(
     """
     from msmtp_twisted.protocol.session import SessionProtocol
 
+    wiring, finish = tls_wiring(tls, clock=clock, timeout=timeout, trace=trace)
+    proto = SessionProtocol(session, clock=clock, timeout=timeout, body=body,
+                            password=password, **wiring)
+    finish(proto)
+    return proto
+
+
+def tls_wiring(
+    tls: Any, *, clock: Any, timeout: float | None, trace: Trace | None
+) -> tuple[dict[str, Any], Callable[[SessionProtocol], None]]:
+    """What :func:`session_protocol` does with ``tls``, for a protocol of one's own
+    (a :class:`~msmtp_twisted.protocol.session.SessionProtocol` subclass, as the
+    ``twisted.mail.smtp`` drop-in builds): the keyword arguments to give
+    ``SessionProtocol.__init__`` (``trace``, ``start_tls``, ``channel_binding``,
+    ``on_lost``) and a function to call with the protocol once it is built."""
     ours = False
     if tls is not None:
         from msmtp_twisted.tls.account import AccountTLS
@@ -66,18 +81,14 @@ def session_protocol(
 
         def start_tls(transport: Any) -> None:
             transport.startTLS(foreign)
-        return SessionProtocol(session, clock=clock, timeout=timeout, body=body, trace=trace,
-                               start_tls=start_tls if foreign is not None else None,
-                               password=password)
-    proto = SessionProtocol(
-        session, clock=clock, timeout=timeout, body=body,
-        trace=tls.trace(trace), start_tls=tls.start_tls,
-        channel_binding=tls.channel_binding, password=password,
-        on_lost=tls.connection_lost,
-    )
-    tls.set_timeout(clock, timeout)
-    proto.done.addErrback(tls.translate)
-    return proto
+        return ({"trace": trace, "start_tls": start_tls if foreign is not None else None},
+                lambda proto: None)
+
+    def finish(proto: SessionProtocol) -> None:
+        tls.set_timeout(clock, timeout)
+        proto.done.addErrback(tls.translate)
+    return ({"trace": tls.trace(trace), "start_tls": tls.start_tls,
+             "channel_binding": tls.channel_binding, "on_lost": tls.connection_lost}, finish)
 
 
 def connect_session(endpoint: Any, proto: SessionProtocol) -> defer.Deferred[Any]:

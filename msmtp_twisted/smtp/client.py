@@ -89,6 +89,9 @@ Session = Generator[Action, object, "Delivered"]
 class Delivered:
     reply: Reply | None  # the reply to the final dot (SMTP); None for LMTP
     mailsize: int
+    #: every RCPT reply, ``(address, reply)`` in the order sent (refused ones too
+    #: with :attr:`SendmailRequest.partial_recipients`)
+    recipients: tuple[tuple[str, Reply], ...] = ()
 
 
 @dataclass
@@ -348,16 +351,33 @@ class SendmailRequest:
     dsn_return: str | None = None
     starttls: bool = False
     auth: AuthRequest | None = None
+    #: go on when a recipient is refused and send the mail to the accepted ones, as
+    #: Twisted's sender factories do; the session fails only if none is accepted.
+    #: Off (msmtp): the first refused recipient ends the session.
+    partial_recipients: bool = False
+
+
+def _accepted(reply: Reply) -> bool:
+    return reply.code in (250, 251)
 
 
 def envelope(
     request: SendmailRequest, caps: Capabilities
-) -> Generator[Action, object, None]:
-    """MAIL, RCPT... and DATA, pipelined in groups of up to 100 when offered.
+) -> Generator[Action, object, list[tuple[str, Reply]]]:
+    """MAIL, RCPT... and DATA, pipelined in groups of up to 100 when offered;
+    returns every RCPT reply as ``(address, reply)``.
 
     Like msmtp, a refused command ends the session at once (no QUIT), even with
     replies to later pipelined commands still unread.
+
+    With :attr:`SendmailRequest.partial_recipients` a refused RCPT is recorded and
+    the transaction goes on; every reply of a pipelined group is read before any is
+    judged, so the server is left between commands and a failure asks for QUIT.
+    Without pipelining DATA is not sent when no recipient was accepted; pipelined,
+    DATA went out with the RCPTs, and if the server accepts it all the same it gets
+    a lone dot (RFC 2920, 3.1) before the session fails.
     """
+    partial = request.partial_recipients
     sender = "" if request.envelope_from.upper() == "MAILER-DAEMON" else request.envelope_from
     mail = f"MAIL FROM:<{sender}>"
     if request.dsn_return:
@@ -370,28 +390,64 @@ def envelope(
         commands.append(("RCPT", rcpt, command(text)))
     commands.append(("DATA", None, command("DATA")))
     limit = PIPELINE_LIMIT if caps.pipelining else 1
+    replies: list[tuple[str, Reply]] = []
+
+    def no_recipient() -> SMTPFailure:
+        first, reply = next((r, rep) for r, rep in replies if not _accepted(rep))
+        return SMTPFailure(
+            _refused(reply.code), f"recipient address {first} not accepted by the server",
+            reply, quit=True, recipients=replies,
+        )
+
     for start in range(0, len(commands), limit):
         group = commands[start : start + limit]
+        if partial and group[0][0] == "DATA" and not any(_accepted(r) for _, r in replies):
+            raise no_recipient()
         for _, _, send in group:
             yield send
+        got = []
         for kind, rcpt, _ in group:
             reply = _reply((yield RECEIVE))
-            if kind == "MAIL" and reply.code != 250:
-                raise SMTPFailure(
-                    _refused(reply.code),
-                    f"envelope from address {request.envelope_from} not accepted by the server",
-                    reply,
-                )
-            if kind == "RCPT" and reply.code not in (250, 251):
-                raise SMTPFailure(
-                    _refused(reply.code),
-                    f"recipient address {rcpt} not accepted by the server",
-                    reply,
-                )
-            if kind == "DATA" and reply.code != 354:
-                raise SMTPFailure(
-                    _refused(reply.code), "the server does not accept mail data", reply
-                )
+            if partial:
+                got.append((kind, rcpt, reply))
+                continue
+            if kind == "RCPT":
+                assert rcpt is not None
+                replies.append((rcpt, reply))
+            _judge(request, kind, rcpt, reply, replies, quit=False)
+        for kind, rcpt, reply in got:
+            if kind == "RCPT":
+                assert rcpt is not None
+                replies.append((rcpt, reply))
+            elif kind == "DATA" and not any(_accepted(r) for _, r in replies):
+                if reply.code == 354:
+                    yield Send(b".\r\n")
+                    yield RECEIVE
+                raise no_recipient()
+            else:
+                _judge(request, kind, rcpt, reply, replies, quit=True)
+    return replies
+
+
+def _judge(request: SendmailRequest, kind: str, rcpt: str | None, reply: Reply,
+           replies: list[tuple[str, Reply]], *, quit: bool) -> None:
+    """Raises the failure for a refused MAIL, RCPT (without partial_recipients) or DATA."""
+    if kind == "MAIL" and reply.code != 250:
+        raise SMTPFailure(
+            _refused(reply.code),
+            f"envelope from address {request.envelope_from} not accepted by the server",
+            reply, quit=quit, recipients=replies,
+        )
+    if kind == "RCPT" and not _accepted(reply):
+        raise SMTPFailure(
+            _refused(reply.code), f"recipient address {rcpt} not accepted by the server",
+            reply, quit=quit, recipients=replies,
+        )
+    if kind == "DATA" and reply.code != 354:
+        raise SMTPFailure(
+            _refused(reply.code), "the server does not accept mail data", reply,
+            quit=quit, recipients=replies,
+        )
 
 
 @dataclass(frozen=True)
@@ -438,7 +494,7 @@ def sendmail_session(request: SendmailRequest) -> Session:
         )
     if request.auth is not None:
         yield from authenticate(caps, request.auth)
-    yield from envelope(request, caps)
+    replies = yield from envelope(request, caps)
     mailsize = yield SEND_BODY
     if isinstance(mailsize, Reply):
         raise early_reply_failure(mailsize)
@@ -448,11 +504,13 @@ def sendmail_session(request: SendmailRequest) -> Session:
         reply = _reply((yield RECEIVE))
         if reply.code != 250:
             raise SMTPFailure(
-                sysexits.EX_UNAVAILABLE, "the server did not accept the mail", reply
+                sysexits.EX_UNAVAILABLE, "the server did not accept the mail", reply,
+                recipients=replies,
             )
-        return Delivered(reply, mailsize)
+        return Delivered(reply, mailsize, tuple(replies))
     failures = []
-    for rcpt in request.recipients:
+    # LMTP replies once per accepted recipient (all of them without partial_recipients)
+    for rcpt in [r for r, reply in replies if _accepted(reply)]:
         reply = _reply((yield RECEIVE))
         if reply.code != 250:
             failures.append(LMTPRecipientFailure(rcpt, reply))
@@ -461,8 +519,9 @@ def sendmail_session(request: SendmailRequest) -> Session:
             sysexits.EX_UNAVAILABLE,
             "delivery to one or more recipients failed",
             lmtp_failures=failures,
+            recipients=replies,
         )
-    return Delivered(None, mailsize)
+    return Delivered(None, mailsize, tuple(replies))
 
 
 def early_reply_failure(reply: Reply) -> SMTPFailure:
