@@ -159,7 +159,14 @@ def test_failure_log_lines_match_debians(debian_msmtpd: str, msmtpd: Any, record
     theirs = failure_log(msmtpd, recorder, tmp_path, "debian")
     ours = failure_log(msmtpd, recorder, tmp_path, "ours")
     for rcpt, line in FAILURES.items():
-        assert line in theirs[rcpt], (rcpt, theirs[rcpt])
+        if rcpt == "missing" and "cannot pipe mail to command, session aborted" in \
+                theirs[rcpt]:
+            # Debian's popen() races the shell: when sh has already exited (127) before the
+            # mail is written, fwrite() fails with EPIPE and that is what it logs (4 in 30
+            # runs here).  Ours hands the command a memfd, so it always sees the exit status.
+            pass
+        else:
+            assert line in theirs[rcpt], (rcpt, theirs[rcpt])
         # Ours goes on after the error reply, so without ", session aborted".
         assert line.removesuffix(", session aborted") in ours[rcpt], (rcpt, ours[rcpt])
         assert not any("rommand" in m for m in ours[rcpt]), ours[rcpt]
