@@ -1,0 +1,149 @@
+"""One run over the queue: clean up, pick the due entries, hand them to a
+sender account by account, and record each result as soon as it is known.
+
+The sender is the seam: ``deliver(account, claims)`` yields ``(claim, result)``
+for the claimed entries of one account, in any order, each as soon as its
+attempt is over.  Today the command line sends them one by one through msmtp's
+own sendmail path; a sender that reuses one connection per account fits the
+same signature.  Whatever the sender does, an entry is removed only after it
+reported the server's acceptance, and a crash at any point leaves every mail
+delivered or still queued (docs/queue.md, "At least once").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from msmtp_twisted import sysexits
+from msmtp_twisted.queue import journal
+from msmtp_twisted.queue.outcome import Kind, Result
+from msmtp_twisted.queue.schedule import Schedule
+from msmtp_twisted.queue.spool import Claim, Spool
+
+__all__ = ["Deliver", "FlushReport", "apply_result", "flush", "group_by_account"]
+
+Deliver = Callable[[str | None, list[Claim]], Iterable[tuple[Claim, Result]]]
+
+
+@dataclass
+class FlushReport:
+    delivered: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    #: entries another process held (being sent or dropped there)
+    busy: list[str] = field(default_factory=list)
+    #: entries not due yet
+    waiting: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def exitcode(self) -> int:
+        """0 unless a mail is still queued or failed."""
+        if self.deferred or self.busy:
+            return sysexits.EX_TEMPFAIL
+        if self.failed:
+            return sysexits.EX_UNAVAILABLE
+        return sysexits.EX_OK
+
+
+def group_by_account(claims: Iterable[Claim]) -> dict[str | None, list[Claim]]:
+    groups: dict[str | None, list[Claim]] = {}
+    for claim in claims:
+        groups.setdefault(claim.entry.account, []).append(claim)
+    return groups
+
+
+def apply_result(spool: Spool, claim: Claim, result: Result, *, schedule: Schedule,
+                 now: float, log: str | None, report: FlushReport,
+                 say: Callable[[str], None]) -> None:
+    """Record one attempt's result on its entry (and release the claim)."""
+    entry = claim.entry
+    if result.kind is Kind.DELIVERED:
+        # the server has the mail: from here until the metadata is gone, a crash
+        # means one duplicate (the documented window)
+        spool.remove(claim)
+        report.delivered.append(entry.id)
+        say(f"{entry.id}: delivered")
+        journal.write(log, journal.format_line("delivered", entry, exitcode=result.exitcode))
+        return
+    entry.attempts += 1
+    if entry.first_attempt is None:
+        entry.first_attempt = now
+    entry.last_attempt = now
+    entry.last_error = result.error
+    entry.last_exitcode = result.exitcode
+    if result.kind is Kind.TEMPORARY and not schedule.expired(entry.created, now):
+        entry.next_attempt = schedule.next_attempt(entry.created, entry.attempts, now)
+        spool.update(claim)
+        claim.release()
+        report.deferred.append(entry.id)
+        wait = max(0, round(entry.next_attempt - now))
+        say(f"{entry.id}: deferred, next attempt in {wait} s: {result.error or 'failed'}")
+        journal.write(log, journal.format_line("deferred", entry, error=result.error,
+                                               exitcode=result.exitcode))
+        return
+    event = "failed" if result.kind is Kind.PERMANENT else "expired"
+    spool.move_to_failed(claim)
+    report.failed.append(entry.id)
+    say(f"{entry.id}: {event}, moved to {spool.failed}: {result.error or 'failed'}")
+    journal.write(log, journal.format_line(event, entry, error=result.error,
+                                           exitcode=result.exitcode))
+
+
+def flush(
+    spool: Spool,
+    deliver: Deliver,
+    *,
+    schedule: Schedule | None = None,
+    only: Iterable[str] | None = None,
+    log: str | None = None,
+    say: Callable[[str], None] = lambda line: None,
+    clock: Callable[[], float] = time.time,
+) -> FlushReport:
+    """Send what is due (or the entries ``only`` names, due or not)."""
+    schedule = schedule or Schedule()
+    report = FlushReport()
+    for line in spool.clean():
+        say(line)
+        journal.write(log, journal.format_line("problem", None, text=line))
+    scan = spool.scan()
+    for line in scan.problems:
+        report.problems.append(line)
+        say(line)
+    wanted = set(only) if only is not None else None
+    now = clock()
+    chosen = []
+    for entry in scan.entries:
+        if wanted is not None:
+            if entry.id in wanted:
+                chosen.append(entry)
+        elif entry.next_attempt <= now:
+            chosen.append(entry)
+        else:
+            report.waiting.append(entry.id)
+    order: dict[str | None, list[str]] = {}
+    for entry in chosen:
+        order.setdefault(entry.account, []).append(entry.id)
+    for account, ids in order.items():
+        claims = []
+        for entry_id in ids:
+            claim = spool.claim(entry_id)
+            if claim is None:
+                if spool.read(entry_id) is not None:
+                    report.busy.append(entry_id)
+                    say(f"{entry_id}: held by another process, skipped")
+                continue
+            claims.append(claim)
+        if not claims:
+            continue
+        try:
+            results: Iterator[tuple[Claim, Result]] = iter(deliver(account, claims))
+            for claim, result in results:
+                apply_result(spool, claim, result, schedule=schedule, now=clock(), log=log,
+                             report=report, say=say)
+        finally:
+            for claim in claims:
+                claim.release()
+    return report
