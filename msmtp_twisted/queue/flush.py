@@ -101,8 +101,10 @@ def flush(
     log: str | None = None,
     say: Callable[[str], None] = lambda line: None,
     clock: Callable[[], float] = time.time,
+    batch: int = 100,
 ) -> FlushReport:
-    """Send what is due (or the entries ``only`` names, due or not)."""
+    """Send what is due (or the entries ``only`` names, due or not), handing
+    ``deliver`` at most ``batch`` claimed entries of one account at a time."""
     schedule = schedule or Schedule()
     report = FlushReport()
     for line in spool.clean():
@@ -127,23 +129,38 @@ def flush(
     for entry in chosen:
         order.setdefault(entry.account, []).append(entry.id)
     for account, ids in order.items():
-        claims = []
-        for entry_id in ids:
-            claim = spool.claim(entry_id)
-            if claim is None:
-                if spool.read(entry_id) is not None:
-                    report.busy.append(entry_id)
-                    say(f"{entry_id}: held by another process, skipped")
-                continue
-            claims.append(claim)
-        if not claims:
-            continue
-        try:
-            results: Iterator[tuple[Claim, Result]] = iter(deliver(account, claims))
-            for claim, result in results:
+        # claimed a batch at a time: each claim is an open file
+        for start in range(0, len(ids), batch):
+            claims = []
+            for entry_id in ids[start:start + batch]:
+                claim = spool.claim(entry_id)
+                if claim is None:
+                    if spool.read(entry_id) is not None:
+                        report.busy.append(entry_id)
+                        say(f"{entry_id}: held by another process, skipped")
+                    continue
+                claims.append(claim)
+            if claims:
+                _deliver(spool, deliver, account, claims, schedule=schedule, log=log,
+                         report=report, say=say, clock=clock)
+    return report
+
+
+def _deliver(spool: Spool, deliver: Deliver, account: str | None, claims: list[Claim], *,
+             schedule: Schedule, log: str | None, report: FlushReport,
+             say: Callable[[str], None], clock: Callable[[], float]) -> None:
+    try:
+        results: Iterator[tuple[Claim, Result]] = iter(deliver(account, claims))
+        for claim, result in results:
+            try:
                 apply_result(spool, claim, result, schedule=schedule, now=clock(), log=log,
                              report=report, say=say)
-        finally:
-            for claim in claims:
-                claim.release()
-    return report
+            except OSError as e:
+                # the queue could not be changed (a full or read-only disk): the
+                # entry stays as it was, to be tried again
+                line = f"{claim.entry.id}: cannot update the queue: {e.strerror or e}"
+                report.problems.append(line)
+                say(line)
+    finally:
+        for claim in claims:
+            claim.release()

@@ -306,6 +306,8 @@ class Spool:
         return result
 
     def read(self, entry_id: str) -> Entry | None:
+        if not valid_id(entry_id):
+            return None
         try:
             return Entry.from_json(
                 _read_limited(os.path.join(self.path, entry_id + ".json"), MAX_METADATA),
