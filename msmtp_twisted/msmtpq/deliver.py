@@ -85,12 +85,23 @@ def _send_entry(claim: Claim, env: Mapping[str, str]) -> Result:
                       [f"cannot read the queued mail: {e.strerror}"])
     finally:
         os.chdir(cwd)
-    return Result(classify(code, outcome), code, error_lines(bytes(captured.data), "msmtp"))
+    from msmtp_twisted.errors import ConnectFailure
+
+    return Result(classify(code, outcome), code, error_lines(bytes(captured.data), "msmtp"),
+                  connected=not isinstance(outcome, ConnectFailure))
 
 
 def deliver(account: str | None, claims: list[Claim], *, env: Mapping[str, str] | None = None
             ) -> Iterator[tuple[Claim, Result]]:
-    """The flush's sender: the claimed mails of one account, one after the other."""
+    """The flush's sender: the claimed mails of one account, one after the other.
+
+    When the account's server cannot be reached at all, the account's other
+    mails are left as they are for the next run (released unchanged by the
+    flush) instead of each waiting for the same failure.
+    """
     environ = os.environ if env is None else env
     for claim in claims:
-        yield claim, _send_entry(claim, environ)
+        result = _send_entry(claim, environ)
+        yield claim, result
+        if result.kind is Kind.TEMPORARY and not result.connected:
+            return

@@ -111,6 +111,7 @@ def send_or_queue(
         from msmtp_twisted.message.headers import addresses_from_arguments
 
         entry.account = conf.account_id
+        entry.config = conf.user_conffile
         entry.envelope_from = conf.account.from_addr
         entry.recipients = addresses_from_arguments(conf.recipients_args)
     else:
@@ -129,6 +130,7 @@ def send_or_queue(
         if attempt is not None:
             account = attempt.account  # type: ignore[attr-defined]
             entry.account = account.id or None
+            entry.config = account.conffile or None
             entry.envelope_from = account.from_addr
             entry.recipients = list(attempt.recipients)  # type: ignore[attr-defined]
         entry.attempts = 1

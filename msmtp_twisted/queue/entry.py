@@ -5,7 +5,8 @@ The JSON object, version 1::
     {"version": 1, "id": "20261203-162745-4f3a9c0d12ab",
      "argv": ["-a", "work", "--", "bob@example.org"],   # msmtp's arguments, as given
      "cwd": "/home/alice",                               # where they were given
-     "account": "work", "from": "alice@example.org",     # null when not known
+     "account": "work", "config": "/home/alice/.msmtprc",  # the account's, if known
+     "from": "alice@example.org",                        # null when not known
      "recipients": ["bob@example.org"], "size": 1234,
      "created": 1796314065.2, "first_attempt": 1796314065.2,
      "last_attempt": 1796314065.9, "attempts": 1, "next_attempt": 1796314065.9,
@@ -80,6 +81,8 @@ class Entry:
     argv: list[str]
     cwd: str | None = None
     account: str | None = None
+    #: the configuration file the account was read from (None: not known)
+    config: str | None = None
     envelope_from: str | None = None
     recipients: list[str] = field(default_factory=list)
     size: int = 0
@@ -101,6 +104,7 @@ class Entry:
             "argv": self.argv,
             "cwd": self.cwd,
             "account": self.account,
+            "config": self.config,
             "from": self.envelope_from,
             "recipients": self.recipients,
             "size": self.size,
@@ -131,7 +135,7 @@ class Entry:
         attempts = _number(data, "attempts")
         size = _number(data, "size")
         exitcode = _number(data, "last_exitcode", optional=True)
-        known = {"version", "id", "argv", "cwd", "account", "from", "recipients", "size",
+        known = {"version", "id", "argv", "cwd", "account", "config", "from", "recipients", "size",
                  "created", "first_attempt", "last_attempt", "attempts", "next_attempt",
                  "last_error", "last_exitcode"}
         return cls(
@@ -139,6 +143,7 @@ class Entry:
             argv=_texts(data, "argv"),
             cwd=_text(data, "cwd"),
             account=_text(data, "account"),
+            config=_text(data, "config"),
             envelope_from=_text(data, "from"),
             recipients=_texts(data, "recipients"),
             size=int(size or 0),

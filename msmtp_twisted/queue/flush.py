@@ -22,7 +22,7 @@ from msmtp_twisted.queue.outcome import Kind, Result
 from msmtp_twisted.queue.schedule import Schedule
 from msmtp_twisted.queue.spool import Claim, Spool
 
-__all__ = ["Deliver", "FlushReport", "apply_result", "flush", "group_by_account"]
+__all__ = ["Deliver", "FlushReport", "apply_result", "flush"]
 
 Deliver = Callable[[str | None, list[Claim]], Iterable[tuple[Claim, Result]]]
 
@@ -36,23 +36,18 @@ class FlushReport:
     busy: list[str] = field(default_factory=list)
     #: entries not due yet
     waiting: list[str] = field(default_factory=list)
+    #: entries the sender left untried (their server unreachable), unchanged
+    left: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
     def exitcode(self) -> int:
         """0 unless a mail is still queued or failed."""
-        if self.deferred or self.busy:
+        if self.deferred or self.busy or self.left:
             return sysexits.EX_TEMPFAIL
         if self.failed:
             return sysexits.EX_UNAVAILABLE
         return sysexits.EX_OK
-
-
-def group_by_account(claims: Iterable[Claim]) -> dict[str | None, list[Claim]]:
-    groups: dict[str | None, list[Claim]] = {}
-    for claim in claims:
-        groups.setdefault(claim.entry.account, []).append(claim)
-    return groups
 
 
 def apply_result(spool: Spool, claim: Claim, result: Result, *, schedule: Schedule,
@@ -125,10 +120,11 @@ def flush(
             chosen.append(entry)
         else:
             report.waiting.append(entry.id)
-    order: dict[str | None, list[str]] = {}
+    # one group per account of one configuration file: what one connection serves
+    order: dict[tuple[str | None, str | None], list[str]] = {}
     for entry in chosen:
-        order.setdefault(entry.account, []).append(entry.id)
-    for account, ids in order.items():
+        order.setdefault((entry.config, entry.account), []).append(entry.id)
+    for (_, account), ids in order.items():
         # claimed a batch at a time: each claim is an open file
         for start in range(0, len(ids), batch):
             claims = []
@@ -149,9 +145,11 @@ def flush(
 def _deliver(spool: Spool, deliver: Deliver, account: str | None, claims: list[Claim], *,
              schedule: Schedule, log: str | None, report: FlushReport,
              say: Callable[[str], None], clock: Callable[[], float]) -> None:
+    tried: set[str] = set()
     try:
         results: Iterator[tuple[Claim, Result]] = iter(deliver(account, claims))
         for claim, result in results:
+            tried.add(claim.entry.id)
             try:
                 apply_result(spool, claim, result, schedule=schedule, now=clock(), log=log,
                              report=report, say=say)
@@ -163,4 +161,7 @@ def _deliver(spool: Spool, deliver: Deliver, account: str | None, claims: list[C
                 say(line)
     finally:
         for claim in claims:
+            if claim.entry.id not in tried:
+                report.left.append(claim.entry.id)
+                say(f"{claim.entry.id}: not tried (its server could not be reached)")
             claim.release()

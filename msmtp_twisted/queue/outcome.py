@@ -80,6 +80,9 @@ class Result:
     exitcode: int
     #: msmtp's error lines (without the program name), for the entry and the log
     messages: list[str] = field(default_factory=list)
+    #: False when no connection could be made at all: the account's other
+    #: mails would fail the same way, a sender may leave them for the next run
+    connected: bool = True
 
     @property
     def error(self) -> str | None:

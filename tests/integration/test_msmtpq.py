@@ -386,3 +386,25 @@ def test_a_50_mb_mail_is_queued_and_flushed_in_bounded_memory(q: Setup) -> None:
         assert message_ids(server) == Counter({"<big@queue.test>": 1})
     assert rss < 150 * 1024
     assert q.entries() == []
+
+
+def test_an_unreachable_server_costs_one_attempt_per_run(q: Setup) -> None:
+    for n in range(4):
+        assert q.send(n, "--q-only").returncode == 0
+    res = q.manage("-r")
+    assert res.returncode == 0
+    assert res.stdout.count(b": deferred") == 1
+    assert res.stdout.count(b"not tried (its server could not be reached)") == 3
+    assert sorted(q.metadata(i)["attempts"] for i in q.entries()) == [0, 0, 0, 1]
+
+
+def test_a_temporary_authentication_failure_is_queued(q: Setup, real_msmtp: str) -> None:
+    with RecordingServer(auth={"u": "p"}, replies={"AUTH": "454 4.7.0 try later"}) as server:
+        q.rc = write_config(q.dir, server, timeout=10, auth="plain", user="u", password="p")
+        real = subprocess.run([real_msmtp, "-C", str(q.rc), "bob@example.org"], input=mail(1),
+                              capture_output=True, timeout=60)
+        res = q.send(1)
+    assert real.returncode == 77 and res.returncode == 0
+    [entry_id] = q.entries()
+    assert q.metadata(entry_id)["last_exitcode"] == 77
+    assert q.metadata(entry_id)["config"] == str(q.rc)
