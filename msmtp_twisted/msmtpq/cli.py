@@ -10,12 +10,12 @@
 
 from __future__ import annotations
 
-import argparse
+import errno
 import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.queue.location import default_log, default_queue_dir
@@ -30,6 +30,8 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def duration(text: str) -> float:
     """``90``, ``90s``, ``15m``, ``2h``, ``5d``."""
+    import argparse
+
     match = _DURATION.match(text.strip())
     if not match:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r}")
@@ -91,7 +93,9 @@ def main(argv: Sequence[str], *, stdin: BinaryIO | None = None, stdout: BinaryIO
         stdin=stdin or sys.stdin.buffer, stdout=stdout, stderr=stderr, env=environ)
 
 
-def _parser(prog: str) -> argparse.ArgumentParser:
+def _parser(prog: str) -> Any:
+    import argparse  # only here: msmtpq's sending path stays quick to start
+
     parser = argparse.ArgumentParser(
         prog=prog, description="Manage the msmtpq queue (docs/queue.md).")
     action = parser.add_mutually_exclusive_group(required=True)
@@ -151,7 +155,7 @@ def manage_main(argv: Sequence[str], *, env: Mapping[str, str] | None = None) ->
     try:
         spool.ensure(create=False)
     except OSError as e:
-        if options.list or options.run:
+        if e.errno == errno.ENOENT and (options.list or options.run):
             out(f"no mails in the queue {queue_dir}")
             return sysexits.EX_OK
         err(f"cannot use the queue {queue_dir}: {e.strerror}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import BinaryIO, TextIO
@@ -50,8 +51,6 @@ def list_queue(spool: Spool, out: Say, err: Say, *, now: float | None = None) ->
         out(f"  to: {', '.join(entry.recipients) or '-'}")
         out(f"  last error: {_first_line(entry.last_error)}")
     try:
-        import os
-
         failed = sum(1 for name in os.listdir(spool.failed) if name.endswith(".json"))
     except OSError:
         failed = 0

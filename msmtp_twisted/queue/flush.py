@@ -50,6 +50,10 @@ class FlushReport:
         return sysexits.EX_OK
 
 
+def _first(result: Result) -> str:
+    return result.messages[0] if result.messages else f"exit code {result.exitcode}"
+
+
 def apply_result(spool: Spool, claim: Claim, result: Result, *, schedule: Schedule,
                  now: float, log: str | None, report: FlushReport,
                  say: Callable[[str], None]) -> None:
@@ -75,14 +79,14 @@ def apply_result(spool: Spool, claim: Claim, result: Result, *, schedule: Schedu
         claim.release()
         report.deferred.append(entry.id)
         wait = max(0, round(entry.next_attempt - now))
-        say(f"{entry.id}: deferred, next attempt in {wait} s: {result.error or 'failed'}")
+        say(f"{entry.id}: deferred, next attempt in {wait} s: {_first(result)}")
         journal.write(log, journal.format_line("deferred", entry, error=result.error,
                                                exitcode=result.exitcode))
         return
     event = "failed" if result.kind is Kind.PERMANENT else "expired"
     spool.move_to_failed(claim)
     report.failed.append(entry.id)
-    say(f"{entry.id}: {event}, moved to {spool.failed}: {result.error or 'failed'}")
+    say(f"{entry.id}: {event}, moved to {spool.failed}: {_first(result)}")
     journal.write(log, journal.format_line(event, entry, error=result.error,
                                            exitcode=result.exitcode))
 

@@ -188,10 +188,16 @@ class Spool:
     # ------------------------------------------------------------ the directory
 
     def ensure(self, *, create: bool = True) -> None:
-        """Check (and create, 0700) the queue directory and its subdirectories."""
+        """Check (and create, 0700) the queue directory and its subdirectories.
+
+        The queue must belong to us and be writable by nobody else: an entry
+        holds msmtp arguments (``--passwordeval`` runs a command), so whoever
+        can add one runs commands as the user who flushes the queue.
+        """
         for path in (self.path, self.tmp, self.failed):
             try:
-                info = os.lstat(path)
+                # the queue itself may be a symbolic link the user made; not inside
+                info = os.stat(path) if path == self.path else os.lstat(path)
             except FileNotFoundError:
                 if not create:
                     raise SpoolError(errno.ENOENT, "no such queue directory", path) from None
@@ -199,9 +205,12 @@ class Spool:
                     os.makedirs(path, 0o700, exist_ok=True)
                 except OSError as e:
                     raise SpoolError(e.errno, e.strerror, path) from None
-                continue
+                info = os.lstat(path)
             if not stat.S_ISDIR(info.st_mode):
                 raise SpoolError(errno.ENOTDIR, "not a directory", path)
+            if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+                raise SpoolError(errno.EPERM, "unsafe: owned by another user or writable "
+                                 "by group or others", path)
 
     @contextmanager
     def _locked(self, operation: int, timeout: float = LOCK_WAIT) -> Iterator[bool]:

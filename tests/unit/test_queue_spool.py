@@ -242,3 +242,27 @@ def test_flush_records_each_result(tmp_path: Path) -> None:
     assert seen == [("b", 1)]
     report = flush(spool, deliver, clock=lambda: 1001.0, schedule=Schedule(base=10))
     assert report.waiting == [later.id]
+
+
+def test_a_queue_others_can_write_is_refused(tmp_path: Path) -> None:
+    # an entry's arguments can run commands (--passwordeval): nobody else may add one
+    from msmtp_twisted.queue.spool import SpoolError
+
+    spool = Spool(str(tmp_path / "q"))
+    spool.ensure()
+    os.chmod(spool.path, 0o777)
+    with pytest.raises(SpoolError, match="unsafe"):
+        spool.ensure()
+    os.chmod(spool.path, 0o700)
+    os.chmod(spool.tmp, 0o770)
+    with pytest.raises(SpoolError, match="unsafe"):
+        spool.ensure()
+    os.chmod(spool.tmp, 0o700)
+    if os.geteuid() == 0:  # giving a directory away takes root
+        os.chown(spool.failed, 12345, -1)
+        with pytest.raises(SpoolError, match="unsafe"):
+            spool.ensure(create=False)
+        os.chown(spool.failed, os.geteuid(), -1)
+    spool.ensure()
+    os.symlink(spool.path, tmp_path / "link")  # a link the user made to the queue is fine
+    Spool(str(tmp_path / "link")).ensure()
