@@ -81,7 +81,7 @@ def drop(spool: Spool, ids: list[str], out: Say, err: Say, log: str | None) -> i
         entry = claim.entry
         spool.remove(claim)
         out(f"{entry_id}: dropped")
-        journal.write(log, journal.format_line("dropped", entry))
+        journal.write(log, journal.format_line("dropped", entry), err)
     return code
 
 
@@ -121,7 +121,7 @@ def retry(spool: Spool, ids: list[str], out: Say, err: Say, log: str | None) -> 
         finally:
             claim.release()
         out(f"{entry_id}: due now")
-        journal.write(log, journal.format_line("retry", claim.entry))
+        journal.write(log, journal.format_line("retry", claim.entry), err)
     return code
 
 

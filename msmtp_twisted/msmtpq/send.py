@@ -144,7 +144,8 @@ def send_or_queue(
         _say(stderr, prog, f"cannot queue the mail in {queue_dir}: {e.strerror}")
         return sysexits.EX_TEMPFAIL
     journal.write(log, journal.format_line("queued", entry, error=entry.last_error,
-                                           exitcode=entry.last_exitcode))
+                                           exitcode=entry.last_exitcode),
+                  lambda text: _say(stderr, prog, text))
     if not quiet:
         _say(stderr, prog, f"mail queued as {entry.id} in {queue_dir}")
     return sysexits.EX_OK

@@ -65,7 +65,8 @@ def apply_result(spool: Spool, claim: Claim, result: Result, *, schedule: Schedu
         spool.remove(claim)
         report.delivered.append(entry.id)
         say(f"{entry.id}: delivered")
-        journal.write(log, journal.format_line("delivered", entry, exitcode=result.exitcode))
+        journal.write(log, journal.format_line("delivered", entry, exitcode=result.exitcode),
+                      say)
         return
     entry.attempts += 1
     if entry.first_attempt is None:
@@ -81,14 +82,14 @@ def apply_result(spool: Spool, claim: Claim, result: Result, *, schedule: Schedu
         wait = max(0, round(entry.next_attempt - now))
         say(f"{entry.id}: deferred, next attempt in {wait} s: {_first(result)}")
         journal.write(log, journal.format_line("deferred", entry, error=result.error,
-                                               exitcode=result.exitcode))
+                                               exitcode=result.exitcode), say)
         return
     event = "failed" if result.kind is Kind.PERMANENT else "expired"
     spool.move_to_failed(claim)
     report.failed.append(entry.id)
     say(f"{entry.id}: {event}, moved to {spool.failed}: {_first(result)}")
     journal.write(log, journal.format_line(event, entry, error=result.error,
-                                           exitcode=result.exitcode))
+                                           exitcode=result.exitcode), say)
 
 
 def flush(
@@ -108,7 +109,7 @@ def flush(
     report = FlushReport()
     for line in spool.clean():
         say(line)
-        journal.write(log, journal.format_line("problem", None, text=line))
+        journal.write(log, journal.format_line("problem", None, text=line), say)
     scan = spool.scan()
     for line in scan.problems:
         report.problems.append(line)

@@ -14,6 +14,7 @@ failure), ``expired`` (past the maximum age), ``dropped``, ``retry``,
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from msmtp_twisted import log
 from msmtp_twisted.queue.entry import Entry
@@ -51,9 +52,14 @@ def format_line(event: str, entry: Entry | None, *, error: str | None = None,
     return " ".join(fields)
 
 
-def write(path: str | None, line: str) -> str | None:
+def write(path: str | None, line: str,
+          warn: Callable[[str], None] | None = None) -> str | None:
     """Append ``line`` to the queue log ``path`` (None: no log); returns the
-    reason it could not be written, or None."""
+    reason it could not be written (also given to ``warn``), or None.  A log
+    that cannot be written never stops the queue."""
     if path is None:
         return None
-    return log.log_to_file(path, None, line)
+    reason = log.log_to_file(path, None, line)
+    if reason is not None and warn is not None:
+        warn(f"cannot log to {path}: {reason}")
+    return reason

@@ -420,3 +420,15 @@ def test_a_temporary_authentication_failure_is_queued(q: Setup, real_msmtp: str)
     [entry_id] = q.entries()
     assert q.metadata(entry_id)["last_exitcode"] == 77
     assert q.metadata(entry_id)["config"] == str(q.rc)
+
+
+def test_a_log_that_cannot_be_written_does_not_stop_the_queue(q: Setup) -> None:
+    q.env["MSMTP_LOG"] = str(q.dir / "no-such-dir" / "log")
+    res = q.send(1)
+    assert res.returncode == 0 and b"cannot log to" in res.stderr
+    assert len(q.entries()) == 1
+    with RecordingServer() as server:
+        q.up(server)
+        res = q.manage("-r")
+    assert res.returncode == 0 and b"delivered" in res.stdout and b"cannot log to" in res.stdout
+    assert q.entries() == []
