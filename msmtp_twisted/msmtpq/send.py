@@ -50,6 +50,23 @@ def _say(stderr: BinaryIO, prog: str, text: str) -> None:
     stderr.flush()
 
 
+def _from_headers(entry: Entry, incoming: object, recipients: bool, sender: bool) -> None:
+    """For ``--list`` only (the flush reads the headers again, as msmtp does):
+    ``-t`` recipients and the ``--read-envelope-from`` address of a mail queued
+    without an attempt."""
+    from msmtp_twisted.sending.mail import read_headers
+
+    try:
+        with incoming.reader() as mail:  # type: ignore[attr-defined]
+            headers = read_headers(mail, want_recipients=recipients)
+    except (OSError, ValueError):
+        return
+    if recipients:
+        entry.recipients += headers.scanner.recipients
+    if sender:
+        entry.envelope_from = headers.scanner.sender_address
+
+
 def send_or_queue(
     prog: str,
     args: list[str],
@@ -114,6 +131,8 @@ def send_or_queue(
         entry.config = conf.user_conffile
         entry.envelope_from = conf.account.from_addr
         entry.recipients = addresses_from_arguments(conf.recipients_args)
+        if conf.read_recipients or conf.read_envelope_from:
+            _from_headers(entry, incoming, conf.read_recipients, conf.read_envelope_from)
     else:
         tee = _Tee(stderr)
         try:

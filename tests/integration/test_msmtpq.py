@@ -432,3 +432,38 @@ def test_a_log_that_cannot_be_written_does_not_stop_the_queue(q: Setup) -> None:
         res = q.manage("-r")
     assert res.returncode == 0 and b"delivered" in res.stdout and b"cannot log to" in res.stdout
     assert q.entries() == []
+
+
+def test_what_is_not_a_mail_is_msmtps(q: Setup) -> None:
+    # stdin is left alone: with it open and silent, these still end at once
+    for args, code in ((["--version"], 0), (["--bogus"], 64), (["-S", "-C", str(q.rc)], 75)):
+        proc = subprocess.Popen([*MSMTPQ, *args], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=q.env)
+        try:
+            assert proc.wait(timeout=60) == code, args
+        finally:
+            proc.kill()
+            proc.wait()
+            assert proc.stdin is not None
+            proc.stdin.close()
+    # --pretend reads the headers, as msmtp's does, and sends nothing
+    res = q.msmtpq("-P", "-C", str(q.rc), "b@x", input=mail(1))
+    assert res.returncode == 0 and b"host = 127.0.0.1" in res.stdout
+    assert not q.queue.exists()
+
+
+def test_queue_only_lists_the_header_recipients(q: Setup) -> None:
+    res = q.msmtpq("--q-only", "-t", "--read-envelope-from", "-C", str(q.rc),
+                   input=b"From: Alice <alice@example.org>\nTo: bob@example.org\n"
+                         b"Cc: carol@example.org\n\nhi\n")
+    assert res.returncode == 0, res.stderr
+    [entry_id] = q.entries()
+    meta = q.metadata(entry_id)
+    assert meta["recipients"] == ["bob@example.org", "carol@example.org"]
+    assert meta["from"] == "alice@example.org"
+    with RecordingServer() as server:
+        q.up(server)
+        assert q.manage("-r").returncode == 0
+        server.wait_idle()
+        assert server.message.rcpt_to == ["<bob@example.org>", "<carol@example.org>"]
