@@ -83,6 +83,8 @@ def _send_entry(claim: Claim, env: Mapping[str, str]) -> Result:
     except OSError as e:
         return Result(Kind.TEMPORARY, sysexits.EX_IOERR,
                       [f"cannot read the queued mail: {e.strerror}"])
+    except Exception as e:  # noqa: BLE001 - a bug of ours must not end the flush
+        return Result(Kind.TEMPORARY, sysexits.EX_SOFTWARE, [f"internal error: {e!r}"])
     finally:
         os.chdir(cwd)
     from msmtp_twisted.errors import ConnectFailure

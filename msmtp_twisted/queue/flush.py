@@ -140,16 +140,28 @@ def flush(
                         report.busy.append(entry_id)
                         say(f"{entry_id}: held by another process, skipped")
                     continue
+                if wanted is None and claim.entry.next_attempt > now:
+                    # another run tried it since we looked: not due any more
+                    claim.release()
+                    report.waiting.append(entry_id)
+                    continue
                 claims.append(claim)
-            if claims:
-                _deliver(spool, deliver, account, claims, schedule=schedule, log=log,
-                         report=report, say=say, clock=clock)
+            if claims and not _deliver(spool, deliver, account, claims, schedule=schedule,
+                                       log=log, report=report, say=say, clock=clock):
+                # the sender gave up on this account (its server unreachable):
+                # the rest of its mails wait for the next run too
+                for entry_id in ids[start + batch:]:
+                    report.left.append(entry_id)
+                    say(f"{entry_id}: not tried (its server could not be reached)")
+                break
     return report
 
 
 def _deliver(spool: Spool, deliver: Deliver, account: str | None, claims: list[Claim], *,
              schedule: Schedule, log: str | None, report: FlushReport,
-             say: Callable[[str], None], clock: Callable[[], float]) -> None:
+             say: Callable[[str], None], clock: Callable[[], float]) -> bool:
+    """Hand ``claims`` to the sender and record each result; False if the
+    sender left some untried."""
     tried: set[str] = set()
     try:
         results: Iterator[tuple[Claim, Result]] = iter(deliver(account, claims))
@@ -170,3 +182,4 @@ def _deliver(spool: Spool, deliver: Deliver, account: str | None, claims: list[C
                 report.left.append(claim.entry.id)
                 say(f"{claim.entry.id}: not tried (its server could not be reached)")
             claim.release()
+    return len(tried) == len(claims)

@@ -266,3 +266,25 @@ def test_a_queue_others_can_write_is_refused(tmp_path: Path) -> None:
     spool.ensure()
     os.symlink(spool.path, tmp_path / "link")  # a link the user made to the queue is fine
     Spool(str(tmp_path / "link")).ensure()
+
+
+def test_an_account_the_sender_gives_up_on_waits_whole(tmp_path: Path) -> None:
+    spool = Spool(str(tmp_path / "q"))
+    spool.ensure()
+    entries = [_queued(spool, account="a") for _ in range(5)]
+    other = _queued(spool, account="b")
+    handed: list[int] = []
+
+    def deliver(account, claims):  # type: ignore[no-untyped-def]
+        handed.append(len(claims))
+        claim = claims[0]
+        yield claim, Result(Kind.TEMPORARY, sysexits.EX_TEMPFAIL, ["refused"], connected=False)
+        if account == "b":
+            return
+
+    report = flush(spool, deliver, clock=lambda: 1000.0, batch=2)
+    # one attempt for account a (its first batch), none of its later batches
+    assert handed == [2, 1] or handed == [1, 2]
+    assert len(report.deferred) == 2 and len(report.left) == 4
+    assert {e.id for e in entries} | {other.id} == set(report.deferred) | set(report.left)
+    assert sorted(e.attempts for e in spool.scan().entries) == [0, 0, 0, 0, 1, 1]
