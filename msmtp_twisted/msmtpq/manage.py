@@ -9,7 +9,7 @@ from typing import BinaryIO, TextIO
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.queue import journal
-from msmtp_twisted.queue.entry import Entry, valid_id
+from msmtp_twisted.queue.entry import valid_id
 from msmtp_twisted.queue.flush import FlushReport, flush
 from msmtp_twisted.queue.schedule import Schedule
 from msmtp_twisted.queue.spool import Spool
@@ -137,6 +137,3 @@ def run(spool: Spool, out: Say, log: str | None, *, schedule: Schedule,
     finally:
         stop_background(thread)
 
-
-def entry_summary(entry: Entry) -> str:
-    return f"{entry.id} ({entry.account or 'default'}, {entry.size} bytes)"
