@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import BinaryIO, TextIO
+from typing import TextIO
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.queue import journal
@@ -126,7 +126,7 @@ def retry(spool: Spool, ids: list[str], out: Say, err: Say, log: str | None) -> 
 
 
 def run(spool: Spool, out: Say, log: str | None, *, schedule: Schedule,
-        only: list[str] | None = None, stdout: BinaryIO | None = None) -> FlushReport:
+        only: list[str] | None = None) -> FlushReport:
     """Flush (everything due, or the ``only`` entries now) in this process."""
     from msmtp_twisted.msmtpq.deliver import deliver
     from msmtp_twisted.protocol.reactor import run_in_background, stop_background
