@@ -174,7 +174,9 @@ def test_queue_only_and_management(q: Setup) -> None:
     for n in range(3):
         res = q.send(n, "--q-only")
         assert res.returncode == 0, res.stderr
-    first, second, third = q.entries()
+    # ids sort by the second they were made in, then at random: find each by its mail
+    by_mail = {(q.queue / f"{i}.eml").read_bytes(): i for i in q.entries()}
+    first, second, third = (by_mail[mail(n)] for n in range(3))
     assert q.metadata(first)["attempts"] == 0
     # -p drops one, --retry makes one due, -R sends one now
     assert q.manage("-p", first).returncode == 0
