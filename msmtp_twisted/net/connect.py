@@ -62,6 +62,8 @@ class _OneShotFactory(ClientFactory):
     must not pay for at start-up.
     """
 
+    noisy = False  # no "Starting factory" line per connection in the program's log
+
     def __init__(self, wrapped: IProtocolFactory) -> None:
         self._wrapped = wrapped
         self.deferred: defer.Deferred[Any] = defer.Deferred()
