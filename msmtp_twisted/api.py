@@ -67,8 +67,8 @@ def send_mail(
 
     ``envelope_from`` None means the account's ``from``.  TLS (STARTTLS or
     implicit) is used as the account says, with msmtp's verification rules.
-    Host names are resolved with a blocking getaddrinfo; use an IP address (or
-    a local resolver) in a busy reactor.
+    Host names are resolved off the reactor thread, through the reactor's name
+    resolver (:mod:`msmtp_twisted.net.resolve`).
     """
     from msmtp_twisted.errors import TLSFailure
     from msmtp_twisted.sending.connection import start_account_session
