@@ -598,6 +598,7 @@ class ESMTPSenderFactory(SMTPSenderFactory):
         self._requireTransportSecurity = requireTransportSecurity
         self._hostname = hostname
         self._context: Any = None
+        self._tls_context: Any = None  # a TLSOptions' files, read once per factory
 
     def buildProtocol(self, addr: Any) -> SenderProtocol:
         p = super().buildProtocol(addr)
@@ -632,10 +633,13 @@ class ESMTPSenderFactory(SMTPSenderFactory):
             return None, None
         if isinstance(self._context, TLSOptions):
             from msmtp_twisted.tls.account import AccountTLS
+            from msmtp_twisted.tls.context import TLSContext
 
             try:
+                if self._tls_context is None:
+                    self._tls_context = TLSContext(self._context)
                 # a new one per connection: it keeps the connection's TLS state
-                return AccountTLS(self._context), None
+                return AccountTLS(self._context, context=self._tls_context), None
             except SMTPFailure as failure:  # unreadable files, bad priorities
                 return None, SMTPTLSError(-1, failure.message.encode(), isFatal=True,
                                           exitcode=failure.exitcode, message=failure.message,

@@ -7,6 +7,7 @@ and :mod:`msmtp_twisted.protocol.compat` all go the same way, one step per modul
 ``endpoint``       account → endpoint: TCP (msmtp's address order,
                    ``source_ip``), unix socket, SOCKS5 proxy, implicit TLS
                    around any of them; the account's :class:`AccountTLS`
+                   (its TLS files read once per account)
 ``credentials``    account → AUTH settings; password sources (key ring,
                    netrc, prompt; or in a thread, for a running reactor)
 ``mail``           mail preparation: header block read and scanned,
@@ -19,7 +20,7 @@ and :mod:`msmtp_twisted.protocol.compat` all go the same way, one step per modul
 
 A send, as :func:`msmtp_twisted.api.send_mail` does it::
 
-    tls = account_tls(account)                          # TLS files read here
+    tls = yield account_tls_in_thread(reactor, account)  # files read once, in a thread
     headers = read_headers(stream, want_recipients=False)
     request, body = prepare_mail(account, sender, recipients, headers, stream)
     d = start_account_session(reactor, account, sendmail_session(request),
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
     )
     from msmtp_twisted.sending.endpoint import (
         account_tls,
+        account_tls_context,
+        account_tls_in_thread,
         endpoint_for,
         peer_names,
         tls_warnings,
@@ -78,6 +81,8 @@ _WHERE = {
     "password_in_thread": "credentials",
     "password_source": "credentials",
     "account_tls": "endpoint",
+    "account_tls_context": "endpoint",
+    "account_tls_in_thread": "endpoint",
     "endpoint_for": "endpoint",
     "peer_names": "endpoint",
     "tls_warnings": "endpoint",
@@ -93,6 +98,8 @@ __all__ = [
     "MailBody",
     "ReadHeaders",
     "account_tls",
+    "account_tls_context",
+    "account_tls_in_thread",
     "auth_host",
     "auth_request",
     "build_body_parts",
