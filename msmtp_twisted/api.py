@@ -75,6 +75,7 @@ def send_mail(
     from msmtp_twisted.sending.connection import start_account_session
     from msmtp_twisted.sending.credentials import password_in_thread
     from msmtp_twisted.sending.endpoint import account_tls_in_thread
+    from msmtp_twisted.sending.events import observe_delivery
     from msmtp_twisted.sending.mail import prepare_mail, read_headers
 
     sender = envelope_from if envelope_from is not None else (account.from_addr or "")
@@ -86,4 +87,4 @@ def send_mail(
     d.addCallback(lambda tls: start_account_session(
         reactor, account, sendmail_session(request), body=body, tls=tls,
         password=password_in_thread(reactor, account)))
-    return d
+    return observe_delivery(d, account, request)  # "delivered"/"failed" log events

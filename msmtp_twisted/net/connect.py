@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, error
@@ -109,6 +110,7 @@ class SequentialTCPEndpoint:
         timeout: float | None = None,
         source_ip: str | None = None,
         resolve: Resolver | None = None,
+        on_connect: Callable[[str], None] | None = None,
     ) -> None:
         self._reactor = reactor
         self._host = host
@@ -116,6 +118,8 @@ class SequentialTCPEndpoint:
         self._timeout = timeout
         self._source_ip = source_ip
         self._resolve = resolve
+        #: called with the numeric address once a connection stands (a log event)
+        self.on_connect = on_connect
 
     def resolver(self) -> Resolver:
         """The lookup used: the one given, else the reactor's (chosen at connect time,
@@ -146,6 +150,8 @@ class SequentialTCPEndpoint:
             except error.ConnectError as e:
                 last = e
                 continue
+            if self.on_connect is not None:
+                self.on_connect(address)
             return protocol
         if last is None:
             raise ConnectFailure(
@@ -171,10 +177,13 @@ class SequentialTCPEndpoint:
 class UNIXEndpoint:
     """A unix domain socket, with msmtp's error messages."""
 
-    def __init__(self, reactor: Any, path: str, *, timeout: float | None = None) -> None:
+    def __init__(self, reactor: Any, path: str, *, timeout: float | None = None,
+                 on_connect: Callable[[str], None] | None = None) -> None:
         self._reactor = reactor
         self._path = path
         self._timeout = timeout
+        #: called with the path once the connection stands (a log event)
+        self.on_connect = on_connect
 
     @defer.inlineCallbacks
     def connect(self, protocolFactory: IProtocolFactory) -> Any:
@@ -195,6 +204,8 @@ class UNIXEndpoint:
                 sysexits.EX_TEMPFAIL, f"cannot connect to {self._path}: {os.strerror(number)}",
                 cause=_cause_of(e, number),
             ) from None
+        if self.on_connect is not None:
+            self.on_connect(self._path)
         return protocol
 
 

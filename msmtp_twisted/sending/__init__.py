@@ -13,6 +13,8 @@ and :mod:`msmtp_twisted.protocol.compat` all go the same way, one step per modul
 ``mail``           mail preparation: header block read and scanned,
                    generated headers, body streamed through the DATA
                    encoder, envelope (:class:`SendmailRequest`)
+``events``         ``twisted.logger`` events: connect, delivered, failed
+                   (never a password or the mail)
 ``connection``     endpoint + sans-IO session → :class:`SessionProtocol`
                    with STARTTLS, the TLS trace, timeouts and msmtp's TLS
                    errors, wired once; its Deferred is the delivery result
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
         peer_names,
         tls_warnings,
     )
+    from msmtp_twisted.sending.events import log_connected, observe_delivery
     from msmtp_twisted.sending.mail import (
         MailBody,
         ReadHeaders,
@@ -86,6 +89,8 @@ _WHERE = {
     "endpoint_for": "endpoint",
     "peer_names": "endpoint",
     "tls_warnings": "endpoint",
+    "log_connected": "events",
+    "observe_delivery": "events",
     "MailBody": "mail",
     "ReadHeaders": "mail",
     "build_body_parts": "mail",
@@ -106,6 +111,8 @@ __all__ = [
     "connect_session",
     "endpoint_for",
     "fail_after_connecting",
+    "log_connected",
+    "observe_delivery",
     "password_in_thread",
     "password_source",
     "peer_names",

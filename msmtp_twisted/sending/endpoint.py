@@ -37,13 +37,19 @@ def endpoint_for(reactor: Any, account: Account, *, tls: AccountTLS | None = Non
                  **tcp_options: Any) -> Any:
     """The client endpoint for the account: its unix socket, or TCP to host/port
     (through the SOCKS5 proxy ``proxy_host`` when set); wrapped in TLS when ``tls``
-    is given and the account wants TLS from the first byte."""
+    is given and the account wants TLS from the first byte.  A ``connect`` event
+    is logged once the connection stands (:mod:`msmtp_twisted.sending.events`)."""
     from msmtp_twisted.net.connect import SequentialTCPEndpoint, UNIXEndpoint
+
+    def connected(address: str) -> None:
+        from msmtp_twisted.sending.events import log_connected
+
+        log_connected(account, None if account.socket is not None else address)
 
     timeout = account.timeout or None
     endpoint: Any
     if account.socket is not None:
-        endpoint = UNIXEndpoint(reactor, account.socket, timeout=timeout)
+        endpoint = UNIXEndpoint(reactor, account.socket, timeout=timeout, on_connect=connected)
     else:
         assert account.host is not None
         if account.proxy_host is not None:
@@ -51,14 +57,15 @@ def endpoint_for(reactor: Any, account: Account, *, tls: AccountTLS | None = Non
 
             proxy = SequentialTCPEndpoint(
                 reactor, account.proxy_host, account.proxy_port or DEFAULT_PORT,
-                timeout=timeout, source_ip=account.source_ip, **tcp_options,
+                timeout=timeout, source_ip=account.source_ip, on_connect=connected,
+                **tcp_options,
             )
             endpoint = SOCKS5ClientEndpoint(proxy, account.host, account.port, timeout,
                                             clock=reactor)
         else:
             endpoint = SequentialTCPEndpoint(
                 reactor, account.host, account.port, timeout=timeout,
-                source_ip=account.source_ip, **tcp_options,
+                source_ip=account.source_ip, on_connect=connected, **tcp_options,
             )
     if tls is not None and not account.tls_starttls:
         endpoint = tls.wrap_endpoint(endpoint)

@@ -125,3 +125,105 @@ def test_compat_logs_no_factory_noise(recording_server, tmp_path) -> None:
     """, tmp_path)
     assert out["result"] == "delivered"
     assert _noise(out["events"]) == []
+
+
+def _ours(events: list[dict], kind: str) -> list[dict]:
+    return [e for e in events
+            if e["namespace"] == "msmtp_twisted" and e["fields"].get("msmtp_event") == kind]
+
+
+def test_send_logs_connect_and_delivered(recording_server, tmp_path) -> None:
+    rc = _rc(tmp_path, f"account work\nhost 127.0.0.1\nport {recording_server.port}\n"
+                       "from me@example.com\n")
+    out = _run(SEND_MAIL.format(account="work", rc=str(rc), recipients=["a@x.org", "b@x.org"],
+                                message=b"Subject: x\n\nbody\n"), tmp_path)
+    assert out["result"] == "delivered"
+    [connect] = _ours(out["events"], "connect")
+    assert connect["fields"]["host"] == "127.0.0.1"
+    assert connect["fields"]["port"] == recording_server.port
+    assert connect["fields"]["address"] == "127.0.0.1"
+    assert connect["fields"]["tls"] == "off"
+    assert connect["fields"]["account"] == "work"
+    assert connect["level"] == "info"
+    assert connect["text"] == (f"connected to 127.0.0.1 port {recording_server.port} "
+                               "(127.0.0.1), TLS off")
+    [delivered] = _ours(out["events"], "delivered")
+    fields = delivered["fields"]
+    assert fields["sender"] == "me@example.com"
+    assert fields["recipients"] == ["a@x.org", "b@x.org"]
+    assert fields["reply_code"] == 250
+    assert fields["replies"] == [["a@x.org", 250], ["b@x.org", 250]]
+    assert fields["size"] > len("Subject: x\n\nbody\n")
+    assert delivered["text"].startswith("delivered mail from me@example.com to a@x.org, b@x.org (")
+    assert "250 2.0.0 Ok: queued as" in delivered["text"]
+    assert _ours(out["events"], "failed") == []
+
+
+def test_failed_send_logs_message_cause_and_exit_code(tmp_path) -> None:
+    from tests.servers.ports import free_port
+
+    port = free_port()
+    rc = _rc(tmp_path, f"account work\nhost 127.0.0.1\nport {port}\nfrom me@example.com\n")
+    out = _run(SEND_MAIL.format(account="work", rc=str(rc), recipients=["a@x.org"],
+                                message=b"Subject: x\n\nbody\n"), tmp_path)
+    assert out["result"].startswith("ConnectFailure")
+    assert _ours(out["events"], "connect") == []
+    [failed] = _ours(out["events"], "failed")
+    fields = failed["fields"]
+    assert (fields["exitcode"], fields["cause"]) == (75, "refused")
+    assert fields["message"] == f"cannot connect to 127.0.0.1, port {port}: Connection refused"
+    assert failed["level"] == "warn"
+    assert failed["text"] == (f"sending mail from me@example.com to a@x.org failed: "
+                              f"{fields['message']} (exit code 75, refused)")
+
+
+def test_events_never_carry_the_password_or_the_mail(server_factory, tmp_path) -> None:
+    import base64
+
+    password = "Sekr1t-Pa55w0rd"
+    wrong = "Wr0ng-Pa55w0rd"
+    server = server_factory(RecordingServer, auth={"joe": password},
+                            replies={"RCPT:refused@x.org": "550 5.1.1 no such user"})
+    rc = _rc(tmp_path, f"defaults\nhost 127.0.0.1\nport {server.port}\nfrom me@example.com\n"
+                       "auth plain\nuser joe\n"
+                       f"account work\npassword {password}\n"
+                       f"account bad\npassword {wrong}\n")
+    body = b"Subject: Secret-Subject-Marker\n\nSecret-Body-Marker\n"
+    out = _run(f"""
+        from twisted.internet import defer, task
+        from msmtp_twisted.api import load_account, send_mail
+
+        @defer.inlineCallbacks
+        def main(reactor):
+            outcomes = []
+            for name, to in (("work", "a@x.org"), ("bad", "a@x.org"), ("work", "refused@x.org")):
+                account = load_account(name, config_file={str(rc)!r})
+                try:
+                    yield send_mail(reactor, account, None, [to], {body!r})
+                    outcomes.append("delivered")
+                except Exception as e:
+                    outcomes.append([e.exitcode, e.message])
+            finish(outcomes)
+        task.react(main)
+    """, tmp_path)
+    assert out["result"][0] == "delivered"
+    assert out["result"][1][0] == 77  # authentication failed
+    assert out["result"][2][0] == 65  # recipient refused
+    assert len(_ours(out["events"], "delivered")) == 1
+    assert len(_ours(out["events"], "failed")) == 2
+    assert len(_ours(out["events"], "connect")) == 3
+    refused = _ours(out["events"], "failed")[1]
+    assert refused["fields"]["reply_code"] == 550
+    assert refused["text"] == ("sending mail from me@example.com to refused@x.org failed: "
+                               "recipient address refused@x.org not accepted by the server "
+                               "(exit code 65, reply); server message: 550 5.1.1 no such user")
+    server.wait_idle()
+    assert [a[2] for s in server.sessions for a in s.auth] == [password, wrong, password]
+    secrets = [password, wrong, "Secret-Subject-Marker", "Secret-Body-Marker"]
+    for secret in (password, wrong):
+        secrets.append(base64.b64encode(f"\0joe\0{secret}".encode()).decode())
+        secrets.append(base64.b64encode(secret.encode()).decode())
+    for event in out["events"]:
+        for secret in secrets:
+            assert secret not in event["text"], event
+            assert secret not in event["repr"], event
