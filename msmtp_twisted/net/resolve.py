@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 AddrInfo = tuple[int, str]  # (family, numeric address)
-Resolver = Callable[[str, int], "Sequence[AddrInfo] | defer.Deferred[Sequence[AddrInfo]]"]
+Resolver = Callable[[str, int], "list[AddrInfo] | defer.Deferred[list[AddrInfo]]"]
 
 #: glibc's gai_strerror(EAI_NONAME): what a resolver that found nothing means
 NOT_FOUND = "Name or service not known"
@@ -65,7 +65,7 @@ def blocking_getaddrinfo(host: str, port: int) -> list[AddrInfo]:
         raise ResolveError(e.strerror or str(e)) from None
     except UnicodeError as e:
         raise ResolveError(str(e)) from None
-    return [(family, sockaddr[0]) for family, _, _, _, sockaddr in infos
+    return [(int(family), str(sockaddr[0])) for family, _, _, _, sockaddr in infos
             if family in (socket.AF_INET, socket.AF_INET6)]
 
 
@@ -114,9 +114,11 @@ class GetaddrinfoResolver:
         return deferToThreadPool(self._reactor, self._reactor.getThreadPool(),
                                  blocking_getaddrinfo, host, port)
 
-    def resolveHostName(self, resolutionReceiver: IResolutionReceiver, hostName: str,
+    def resolveHostName(self, resolutionReceiver: Any, hostName: str,
                         portNumber: int = 0, addressTypes: Sequence[type] | None = None,
-                        transportSemantics: str = "TCP") -> IHostResolution:
+                        transportSemantics: str = "TCP") -> Any:
+        """See ``IHostnameResolver``: the addresses of :meth:`lookup`, none when it
+        fails."""
         from twisted.internet.address import IPv4Address, IPv6Address
 
         resolution = _Resolution(hostName)
@@ -127,8 +129,8 @@ class GetaddrinfoResolver:
             for family, address in addresses:
                 kind = IPv4Address if family == socket.AF_INET else IPv6Address
                 if kind in wanted:
-                    resolutionReceiver.addressResolved(kind(transportSemantics, address,
-                                                            portNumber))
+                    resolutionReceiver.addressResolved(
+                        kind(transportSemantics, address, portNumber))  # type: ignore[arg-type]
             resolutionReceiver.resolutionComplete()
 
         d = self.lookup(hostName, portNumber)
@@ -145,7 +147,7 @@ class _Collect:
         self.addresses: list[AddrInfo] = []
         self.done: defer.Deferred[list[AddrInfo]] = defer.Deferred()
 
-    def resolutionBegan(self, resolutionInProgress: IHostResolution) -> None:
+    def resolutionBegan(self, resolutionInProgress: Any) -> None:
         pass
 
     def addressResolved(self, address: Any) -> None:
@@ -164,13 +166,13 @@ class _Collect:
 
 
 def _through(name_resolver: Any) -> Resolver:
-    def resolve(host: str, port: int) -> defer.Deferred[Sequence[AddrInfo]]:
+    def resolve(host: str, port: int) -> defer.Deferred[list[AddrInfo]]:
         numeric = numeric_address(host)
         if numeric is not None:
             return defer.succeed(numeric)
         receiver = _Collect(host)
         name_resolver.resolveHostName(receiver, host, port)
-        return receiver.done  # type: ignore[return-value]
+        return receiver.done
     return resolve
 
 

@@ -117,6 +117,7 @@ def observe_delivery(d: defer.Deferred[T], account: Account,
 
         value = failure.value
         cause = getattr(value, "cause", None)
+        cause_text: str | None
         if isinstance(value, CancelledError):
             message, cause_text = "cancelled", "cancelled"
         else:
