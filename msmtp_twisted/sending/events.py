@@ -50,7 +50,8 @@ if TYPE_CHECKING:
     from msmtp_twisted.smtp.client import SendmailRequest
     from msmtp_twisted.smtp.reply import Reply
 
-__all__ = ["NAMESPACE", "log", "log_connected", "observe_delivery", "tls_mode"]
+__all__ = ["NAMESPACE", "log", "log_connect", "log_connected", "log_delivered", "log_failed",
+           "observe_delivery", "tls_mode"]
 
 NAMESPACE = "msmtp_twisted"
 log = Logger(namespace=NAMESPACE)
@@ -70,17 +71,25 @@ def log_connected(account: Account, address: str | None) -> None:
     the numeric address connected to, for TCP)."""
     proxy = (f"{account.proxy_host}:{account.proxy_port or 1080}"
              if account.proxy_host is not None and account.socket is None else None)
-    if account.socket is not None:
-        where = account.socket
+    log_connect(account=account.id, host=account.host, port=account.port,
+                socket=account.socket, address=address, proxy=proxy, tls=tls_mode(account))
+
+
+def log_connect(*, account: str | None, host: str | None, port: int | None,
+                address: str | None, tls: str, socket: str | None = None,
+                proxy: str | None = None) -> None:
+    """The ``connect`` event, for a sender without an account (the drop-in)."""
+    if socket is not None:
+        where = socket
     else:
-        where = f"{account.host} port {account.port}"
+        where = f"{host} port {port}"
         if proxy is not None:
             where += f" through SOCKS proxy {proxy}"
-        if address is not None:
+        if address is not None and address != host:
             where += f" ({address})"
-    log.info("connected to {where}, TLS {tls}", msmtp_event="connect", account=account.id,
-             host=account.host, port=account.port, socket=account.socket, address=address,
-             proxy=proxy, tls=tls_mode(account), where=where)
+    log.info("connected to {where}, TLS {tls}", msmtp_event="connect", account=account,
+             host=host, port=port, socket=socket, address=address, proxy=proxy, tls=tls,
+             where=where)
 
 
 def _reply_text(reply: Reply | None) -> str | None:
@@ -89,48 +98,65 @@ def _reply_text(reply: Reply | None) -> str | None:
     return sanitize(" ".join(reply.lines))
 
 
+def log_delivered(*, account: str | None, host: str | None, sender: str,
+                  recipients: list[str], size: int | None, reply_code: int | None,
+                  reply: str | None, replies: list[list[Any]]) -> None:
+    """The ``delivered`` event (``reply``: the server's text, sanitized here)."""
+    text = sanitize(reply) if reply is not None else None
+    if text is None and replies:
+        text = "; ".join(f"{address}: {code}" for address, code in replies)
+    log.info("delivered mail from {sender} to {shown} ({size} bytes): {reply}",
+             msmtp_event="delivered", account=account, host=host, sender=sender,
+             recipients=recipients, shown=", ".join(recipients), size=size,
+             reply_code=reply_code, reply=text, replies=replies)
+
+
+def log_failed(*, account: str | None, host: str | None, sender: str,
+               recipients: list[str], failure: BaseException) -> None:
+    """The ``failed`` event for ``failure`` (an :class:`~msmtp_twisted.errors.MsmtpError`,
+    a ``CancelledError``, or anything else)."""
+    from twisted.internet.defer import CancelledError
+
+    cause = getattr(failure, "cause", None)
+    cause_text: str | None
+    if isinstance(failure, CancelledError):
+        message, cause_text = "cancelled", "cancelled"
+    else:
+        message = getattr(failure, "message", None)
+        message = sanitize(message if isinstance(message, str) and message else str(failure))
+        cause_text = getattr(cause, "value", None)
+    reply = getattr(failure, "reply", None)
+    text = _reply_text(reply)
+    log.warn("sending mail from {sender} to {shown} failed: {message} "
+             "(exit code {exitcode}, {cause}){server}", msmtp_event="failed",
+             account=account, host=host, sender=sender, recipients=recipients,
+             shown=", ".join(recipients), message=message,
+             exitcode=getattr(failure, "exitcode", None), cause=cause_text,
+             reply_code=getattr(reply, "code", None), reply=text,
+             server=f"; server message: {text}" if text else "")
+
+
 def observe_delivery(d: defer.Deferred[T], account: Account,
                      request: SendmailRequest) -> defer.Deferred[T]:
     """Log ``delivered`` or ``failed`` for the send whose result ``d`` is; the
     result passes through unchanged.  (Never give the request's ``auth`` to a log:
     only its envelope is used here.)"""
-    sender = request.envelope_from
-    recipients = list(request.recipients)
     common: dict[str, Any] = {"account": account.id, "host": account.host or account.socket,
-                              "sender": sender, "recipients": recipients}
-    shown = ", ".join(recipients)
+                              "sender": request.envelope_from,
+                              "recipients": list(request.recipients)}
 
     def delivered(result: T) -> T:
         reply = getattr(result, "reply", None)
-        replies = [[address, each.code] for address, each in getattr(result, "recipients", ())]
-        text = _reply_text(reply)
-        if text is None and replies:
-            text = "; ".join(f"{address}: {code}" for address, code in replies)
-        log.info("delivered mail from {sender} to {shown} ({size} bytes): {reply}",
-                 msmtp_event="delivered", shown=shown, size=getattr(result, "mailsize", None),
-                 reply_code=reply.code if reply is not None else None, reply=text,
-                 replies=replies, **common)
+        log_delivered(size=getattr(result, "mailsize", None),
+                      reply_code=reply.code if reply is not None else None,
+                      reply=" ".join(reply.lines) if reply is not None else None,
+                      replies=[[address, each.code]
+                               for address, each in getattr(result, "recipients", ())],
+                      **common)
         return result
 
     def failed(failure: Failure) -> Failure:
-        from twisted.internet.defer import CancelledError
-
-        value = failure.value
-        cause = getattr(value, "cause", None)
-        cause_text: str | None
-        if isinstance(value, CancelledError):
-            message, cause_text = "cancelled", "cancelled"
-        else:
-            message = sanitize(str(getattr(value, "message", None) or value))
-            cause_text = getattr(cause, "value", None)
-        reply = getattr(value, "reply", None)
-        text = _reply_text(reply)
-        exitcode = getattr(value, "exitcode", None)
-        log.warn("sending mail from {sender} to {shown} failed: {message} "
-                 "(exit code {exitcode}, {cause}){server}", msmtp_event="failed", shown=shown,
-                 message=message, exitcode=exitcode, cause=cause_text,
-                 reply_code=getattr(reply, "code", None), reply=text,
-                 server=f"; server message: {text}" if text else "", **common)
+        log_failed(failure=failure.value, **common)
         return failure
 
     d.addCallbacks(delivered, failed)

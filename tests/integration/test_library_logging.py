@@ -145,8 +145,7 @@ def test_send_logs_connect_and_delivered(recording_server, tmp_path) -> None:
     assert connect["fields"]["tls"] == "off"
     assert connect["fields"]["account"] == "work"
     assert connect["level"] == "info"
-    assert connect["text"] == (f"connected to 127.0.0.1 port {recording_server.port} "
-                               "(127.0.0.1), TLS off")
+    assert connect["text"] == f"connected to 127.0.0.1 port {recording_server.port}, TLS off"
     [delivered] = _ours(out["events"], "delivered")
     fields = delivered["fields"]
     assert fields["sender"] == "me@example.com"
@@ -227,3 +226,46 @@ def test_events_never_carry_the_password_or_the_mail(server_factory, tmp_path) -
         for secret in secrets:
             assert secret not in event["text"], event
             assert secret not in event["repr"], event
+
+
+def test_compat_logs_connect_delivered_and_failed(server_factory, tmp_path) -> None:
+    server = server_factory(RecordingServer, replies={"RCPT:bad@x.org": "550 5.1.1 no"})
+    out = _run(f"""
+        import io
+        from twisted.internet import defer, task
+        from msmtp_twisted.protocol.compat import ESMTPSenderFactory, sendmail
+
+        @defer.inlineCallbacks
+        def main(reactor):
+            d = defer.Deferred()
+            f = ESMTPSenderFactory(b"joe", b"Sekr1t-Pa55w0rd", "me@example.com",
+                                   ["a@x.org", "bad@x.org"],
+                                   io.BytesIO(b"Subject: compat\\r\\n\\r\\nSecret-Body\\r\\n"), d,
+                                   requireAuthentication=False,
+                                   requireTransportSecurity=False)
+            reactor.connectTCP("127.0.0.1", {server.port}, f)
+            yield d
+            try:
+                yield sendmail("127.0.0.1", "me@example.com", ["bad@x.org"], b"S: y\\n\\nb\\n",
+                               port={server.port}, reactor=reactor)
+            except Exception:
+                pass
+            finish("done")
+        task.react(main)
+    """, tmp_path)
+    assert out["result"] == "done"
+    assert _noise(out["events"]) == []
+    connects = _ours(out["events"], "connect")
+    assert [(c["fields"]["host"], c["fields"]["port"], c["fields"]["tls"]) for c in connects] \
+        == [("127.0.0.1", server.port, "off"),  # no contextFactory, no hostname
+            ("127.0.0.1", server.port, "starttls")]  # sendmail(): STARTTLS when offered
+    [delivered] = _ours(out["events"], "delivered")
+    assert delivered["fields"]["recipients"] == ["a@x.org", "bad@x.org"]
+    assert delivered["fields"]["replies"] == [["a@x.org", 250], ["bad@x.org", 550]]
+    assert delivered["fields"]["reply_code"] == 250
+    [failed] = _ours(out["events"], "failed")
+    assert failed["fields"]["exitcode"] == 65
+    assert failed["fields"]["recipients"] == ["bad@x.org"]
+    for event in out["events"]:
+        assert "Sekr1t" not in event["text"] + event["repr"]
+        assert "Secret-Body" not in event["text"] + event["repr"]
