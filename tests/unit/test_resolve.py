@@ -94,3 +94,17 @@ def test_getaddrinfo_resolver_serves_the_interface() -> None:
 
     GetaddrinfoResolver(blocking=True).resolveHostName(Receiver(), "127.0.0.1", 25)
     assert seen == [("began", "127.0.0.1"), IPv4Address("TCP", "127.0.0.1", 25), "complete"]
+
+
+def test_twisteds_default_resolver_is_replaced_by_a_threaded_lookup() -> None:
+    # a fresh reactor object (not installed, never run): its default nameResolver
+    from twisted.internet.selectreactor import SelectReactor
+
+    reactor = SelectReactor()
+    try:
+        resolve = resolver_for(reactor)
+        owner = getattr(resolve, "__self__", None)
+        assert isinstance(owner, GetaddrinfoResolver) and not owner.blocking
+    finally:
+        reactor.removeAll()
+        reactor.waker.connectionLost(None)  # type: ignore[attr-defined]
