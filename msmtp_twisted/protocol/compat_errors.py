@@ -15,7 +15,7 @@ Which class for which situation follows Twisted 26.10's ``SMTPClient``,
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from twisted.mail import smtp as _twisted
 
@@ -88,7 +88,8 @@ class _CompatError(SMTPFailure):
         self.recipients = []
 
     def __str__(self) -> str:
-        return self._twisted.__str__(self)
+        # every concrete subclass is also a Twisted SMTPClientError
+        return self._twisted.__str__(cast(_twisted.SMTPClientError, self))
 
 
 class EHLORequiredError(_CompatError, _twisted.EHLORequiredError):

@@ -382,7 +382,8 @@ def envelope(
     mail = f"MAIL FROM:<{sender}>"
     if request.dsn_return:
         mail += f" RET={request.dsn_return}"
-    commands = [("MAIL", None, command(mail))]
+    commands: list[tuple[str, str | None, Send]] = [("MAIL", None, command(mail))]
+    rcpt: str | None
     for rcpt in request.recipients:
         text = f"RCPT TO:<{rcpt}>"
         if request.dsn_notify:
