@@ -35,6 +35,9 @@ layer):
   violation, AUTH).  ``lmtp_failures`` lists :class:`LMTPRecipientFailure`.
 - :class:`TLSFailure`: TLS could not be set up or the certificate was
   refused (a kind of :class:`SMTPFailure`, as it ends the session).
+- :class:`ReplyError`: bytes that are not an SMTP reply, from
+  :class:`~msmtp_twisted.smtp.reply.ReplyReader` used on its own (a session
+  reports them as an :class:`SMTPFailure`).
 
 Configuration (:func:`msmtp_twisted.api.load_account`, ``MsmtpMailNotifier``):
 
@@ -98,6 +101,7 @@ __all__ = [
     "EHLORequiredError",
     "LMTPRecipientFailure",
     "MsmtpError",
+    "ReplyError",
     "SMTPConnectError",
     "SMTPDeliveryError",
     "SMTPFailure",
@@ -272,6 +276,13 @@ class SelectError(MsmtpError):
 
 class AccountError(ValueError):
     """The account is incomplete or inconsistent (msmtp's ``check_account``)."""
+
+
+class ReplyError(Exception):
+    """The server's bytes are not a valid reply (msmtp's SMTP_EPROTO).
+
+    Raised by :class:`~msmtp_twisted.smtp.reply.ReplyReader`; a session turns it
+    into an :class:`SMTPFailure` (:attr:`Cause.PROTOCOL`)."""
 
 
 class AccountNotFound(MsmtpError, LookupError):
