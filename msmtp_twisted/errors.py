@@ -55,10 +55,12 @@ The ``twisted.mail.smtp`` drop-in (:mod:`msmtp_twisted.protocol.compat`):
 (also as :data:`TLSError`), :class:`EHLORequiredError`,
 :class:`AUTHRequiredError`, :class:`TLSRequiredError`,
 :class:`AUTHDeclinedError`, :class:`AuthenticationError`: each subclasses
-Twisted's class of the same name *and* :class:`SMTPFailure`.  They are defined
-in :mod:`msmtp_twisted.protocol.compat_errors` (they need Twisted) and loaded
-from there the first time one is asked for here, so importing this module
-still imports no Twisted.
+Twisted's class of the same name *and* :class:`SMTPFailure`; Twisted's own bases
+:class:`SMTPClientError`, :class:`ESMTPClientError` and :class:`SMTPError` are
+re-exported as they are (``twisted.mail.smtp``'s classes), for errbacks that
+trap those.  They are defined in :mod:`msmtp_twisted.protocol.compat_errors`
+(they need Twisted) and loaded from there the first time one is asked for here,
+so importing this module still imports no Twisted.
 
 Pure: no Twisted, nothing loaded at import time.
 """
@@ -79,8 +81,11 @@ if TYPE_CHECKING:
         AuthenticationError,
         AUTHRequiredError,
         EHLORequiredError,
+        ESMTPClientError,
+        SMTPClientError,
         SMTPConnectError,
         SMTPDeliveryError,
+        SMTPError,
         SMTPProtocolError,
         SMTPTimeoutError,
         SMTPTLSError,
@@ -99,11 +104,14 @@ __all__ = [
     "ConfigError",
     "ConnectFailure",
     "EHLORequiredError",
+    "ESMTPClientError",
     "LMTPRecipientFailure",
     "MsmtpError",
     "ReplyError",
+    "SMTPClientError",
     "SMTPConnectError",
     "SMTPDeliveryError",
+    "SMTPError",
     "SMTPFailure",
     "SMTPProtocolError",
     "SMTPTLSError",
@@ -118,8 +126,9 @@ __all__ = [
 #: the classes of the ``twisted.mail.smtp`` drop-in, loaded on first use
 _COMPAT_ERRORS = frozenset({
     "AUTHDeclinedError", "AUTHRequiredError", "AuthenticationError", "EHLORequiredError",
-    "SMTPConnectError", "SMTPDeliveryError", "SMTPProtocolError", "SMTPTLSError",
-    "SMTPTimeoutError", "TLSError", "TLSRequiredError",
+    "ESMTPClientError", "SMTPClientError", "SMTPConnectError", "SMTPDeliveryError",
+    "SMTPError", "SMTPProtocolError", "SMTPTLSError", "SMTPTimeoutError", "TLSError",
+    "TLSRequiredError",
 })
 
 

@@ -19,6 +19,9 @@ from typing import Any, ClassVar, cast
 
 from twisted.mail import smtp as _twisted
 
+# Twisted's bases, re-exported as they are: an errback may trap them
+from twisted.mail.smtp import ESMTPClientError, SMTPClientError, SMTPError
+
 from msmtp_twisted import sysexits
 from msmtp_twisted.errors import Cause, SMTPFailure
 from msmtp_twisted.smtp.reply import Reply
@@ -28,8 +31,11 @@ __all__ = [
     "AUTHRequiredError",
     "AuthenticationError",
     "EHLORequiredError",
+    "ESMTPClientError",
+    "SMTPClientError",
     "SMTPConnectError",
     "SMTPDeliveryError",
+    "SMTPError",
     "SMTPProtocolError",
     "SMTPTLSError",
     "SMTPTimeoutError",
