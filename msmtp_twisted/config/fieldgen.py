@@ -118,15 +118,16 @@ and the table differ.
 
 :class:`AccountFields` declares the attributes of
 :class:`~msmtp_twisted.config.account.Account` (the values are set by its
-``__init__``, from the table's defaults); :class:`AccountSettings` types its
-keyword arguments.  Nothing here runs at import time but two class statements.
+``__init__``, from the table's defaults); ``AccountSettings`` types its keyword
+arguments, for type checkers only (``if TYPE_CHECKING:``): building a TypedDict
+at run time would cost msmtp's start-up a millisecond for nothing.
 """
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import TYPE_CHECKING, Literal
 
-__all__ = ["AccountFields", "AccountSettings"]
+__all__ = ["AccountFields"]
 '''
 
 
@@ -140,11 +141,13 @@ def render_account_fields() -> str:
         ]
     out = [
         HEADER,
+        "if TYPE_CHECKING:",
+        "    from typing import TypedDict",
         "",
-        "class AccountSettings(TypedDict, total=False):",
-        '    """The keyword arguments of ``Account(...)``: any of the settings."""',
+        "    class AccountSettings(TypedDict, total=False):",
+        '        """The keyword arguments of ``Account(...)``: any of the settings."""',
         "",
-        *declarations,
+        *("    " + line for line in declarations),
         "",
         "",
         "class AccountFields:",
@@ -174,17 +177,19 @@ def _wrap(line: str, width: int = 100) -> str:
                 current = f"{current} {word}" if current else word
         lines.append(indent + current)
         return "\n".join(lines)
+    indent = line[: len(line) - len(line.lstrip())]
     name, _, type_text = line.partition(": ")
     items = type_text.split(", ")
     inner = name + ": (\n"
-    current = "        "
+    start = indent + "    "
+    current = start
     for i, item in enumerate(items):
         piece = item + ("," if i < len(items) - 1 else "")
         if len(current) + len(piece) + 1 > width and current.strip():
             inner += current.rstrip() + "\n"
-            current = "        "
+            current = start
         current += piece + " "
-    inner += current.rstrip() + "\n    )"
+    inner += current.rstrip() + "\n" + indent + ")"
     return inner
 
 
