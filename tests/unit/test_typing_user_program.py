@@ -2,9 +2,9 @@
 
 ``mypy --strict`` runs, as a user would run it, outside the repository on
 typecheck/user_program.py (load_account, send_mail, Account(...), the errors,
-the drop-in), which must pass, and on typecheck/typo_program.py, whose
-mistakes must each be found.  The package is found where it is installed
-(PEP 561), not in the checkout.
+the drop-in) and the examples of docs/typing.md, which must pass, and on
+typecheck/typo_program.py, whose mistakes must each be found.  The package is
+found where it is installed (PEP 561), not in the checkout.
 """
 
 from __future__ import annotations
@@ -30,13 +30,25 @@ EXPECTED_TYPOS = {
 _ERROR = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+): error: (?P<text>.*)  \[(?P<code>[a-z-]+)\]$")
 
 
+def _doc_examples() -> dict[str, str]:
+    """The ```python blocks of docs/typing.md, as doc_example_N.py."""
+    text = (ROOT / "docs" / "typing.md").read_text()
+    blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.S | re.M)
+    assert len(blocks) >= 2
+    return {f"doc_example_{i}.py": block for i, block in enumerate(blocks)}
+
+
 def _mypy(tmp_path: Path, *programs: str) -> tuple[int, list[str]]:
     config = tmp_path / "mypy.ini"
     config.write_text(f"[mypy]\nstrict = True\ncache_dir = {tmp_path / 'cache'}\n")
     work = tmp_path / "user"
     work.mkdir()
+    examples = _doc_examples()
     for name in programs:
-        shutil.copy(HERE / name, work / name)
+        if name in examples:
+            (work / name).write_text(examples[name])
+        else:
+            shutil.copy(HERE / name, work / name)
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--config-file", str(config), "--no-error-summary",
          *programs],
@@ -47,7 +59,7 @@ def _mypy(tmp_path: Path, *programs: str) -> tuple[int, list[str]]:
 
 
 def test_mypy_strict_accepts_the_user_program_and_finds_each_typo(tmp_path: Path) -> None:
-    status, lines = _mypy(tmp_path, "user_program.py", "typo_program.py")
+    status, lines = _mypy(tmp_path, "user_program.py", "typo_program.py", *_doc_examples())
     errors = [m for m in map(_ERROR.match, lines) if m]
     # the package itself reports nothing to its user, and the good program is clean
     assert all(m["file"] == "typo_program.py" for m in errors), "\n".join(lines)
@@ -72,3 +84,10 @@ def test_py_typed_is_installed_with_the_package(tmp_path: Path) -> None:
     built = tmp_path / "lib" / "msmtp_twisted"
     assert (built / "py.typed").is_file()
     assert (built / "config" / "account_fields.py").is_file()
+
+
+def test_the_doc_examples_run(tmp_path: Path) -> None:
+    for name, code in _doc_examples().items():
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                cwd=tmp_path, timeout=60)
+        assert result.returncode == 0, (name, result.stderr)
