@@ -95,7 +95,7 @@ def connect_session(endpoint: Any, proto: SessionProtocol) -> defer.Deferred[Any
     """Connect ``proto`` through ``endpoint``: its ``done``, or the connect failure."""
     from twisted.internet.protocol import Factory
 
-    d = endpoint.connect(Factory.forProtocol(lambda: proto))
+    d: defer.Deferred[Any] = endpoint.connect(Factory.forProtocol(lambda: proto))
     d.addCallback(lambda _: proto.done)
     return d
 
@@ -131,7 +131,8 @@ def fail_after_connecting(reactor: Any, account: Account,
 
     from msmtp_twisted.sending.endpoint import endpoint_for
 
-    d = endpoint_for(reactor, account).connect(Factory.forProtocol(Protocol))
+    d: defer.Deferred[Any] = endpoint_for(reactor, account).connect(
+        Factory.forProtocol(Protocol))
 
     def connected(probe: Any) -> Any:
         probe.transport.loseConnection()
