@@ -83,8 +83,8 @@ def send_mail(
     headers = read_headers(stream, want_recipients=False)
     request, body = prepare_mail(account, sender, list(recipients), headers, stream)
     # the account's TLS files are read once, in a thread (TLSFailure as before)
-    d = account_tls_in_thread(reactor, account)
-    d.addCallback(lambda tls: start_account_session(
-        reactor, account, sendmail_session(request), body=body, tls=tls,
-        password=password_in_thread(reactor, account)))
+    d: defer.Deferred[Delivered] = account_tls_in_thread(reactor, account).addCallback(
+        lambda tls: start_account_session(
+            reactor, account, sendmail_session(request), body=body, tls=tls,
+            password=password_in_thread(reactor, account)))
     return observe_delivery(d, account, request)  # "delivered"/"failed" log events

@@ -213,14 +213,14 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
         # a foreign context); no timeouts there: TimeoutMixin's, as Twisted's
         wiring, finish = tls_wiring(tls, clock=clock, timeout=None, trace=self._trace_line)
         super().__init__(
-            self._session(), clock=clock,  # type: ignore[arg-type]
+            self._conversation(), clock=clock,  # type: ignore[arg-type]
             timeout=None, body=_FileBody(factory.file, self.resetTimeout), **wiring)
         finish(self)
         self.done.addBoth(self._session_done)
 
     # -- the conversation ---------------------------------------------------------
 
-    def _session(self) -> Generator[Any, Any, None]:
+    def _conversation(self) -> Generator[Any, Any, None]:
         """The conversation; a failure is reported the moment it is known (before
         QUIT), as Twisted's ``sendError`` reports it."""
         try:
@@ -248,7 +248,7 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
         self.resetTimeout()
         super().dataReceived(data)
 
-    def connectionLost(self, reason: Failure = connectionDone) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._failureReason = reason
         self.setTimeout(None)
         super().connectionLost(reason)
@@ -263,7 +263,7 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
             self.log.append(b"<<< " + data.rstrip(b"\r\n"))
 
     def _abort(self) -> None:
-        transport = self.transport
+        transport: Any = self.transport
         if transport is None:
             return
         abort = getattr(transport, "abortConnection", None)
@@ -364,7 +364,7 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
         self._abort()
 
 
-def _foreign_tls_failure(value: BaseException) -> tuple[int, str, Cause] | None:
+def _foreign_tls_failure(value: BaseException | None) -> tuple[int, str, Cause] | None:
     """msmtp's exit code, message and cause for a TLS failure of a context not ours
     (Twisted's ``optionsForClientTLS``, an OpenSSL context factory): a name check
     that failed (``service_identity``) or an OpenSSL handshake error; by type."""
@@ -401,7 +401,7 @@ def _recipients(toEmail: str | bytes | Iterable[str | bytes]) -> list[bytes]:
 
 def _wire(address: str | bytes) -> str:
     """The address between ``<>``, as Twisted's ``quoteaddr`` finds it."""
-    quoted = _twisted.quoteaddr(address)[1:-1].decode("ascii")
+    quoted: str = _twisted.quoteaddr(address)[1:-1].decode("ascii")
     if any(c in quoted for c in "\r\n\0"):
         raise ValueError(f"invalid mail address {address!r}")
     return quoted
@@ -412,7 +412,7 @@ class SMTPSenderFactory(ClientFactory):
 
     #: the HELO/EHLO name (Twisted's default: this host's fully qualified name)
     domain: bytes | str = _twisted.DNSNAME
-    protocol = SenderProtocol  # type: ignore[assignment]
+    protocol = SenderProtocol
     #: no "Starting factory" lines for each mail
     noisy = False
 
@@ -470,7 +470,7 @@ class SMTPSenderFactory(ClientFactory):
         p.factory = self
         call_later = getattr(self._reactor, "callLater", None)
         if call_later is not None:
-            p.callLater = call_later
+            p.callLater = call_later  # type: ignore[method-assign]
         self.currentProtocol = p
         return p
 
@@ -506,7 +506,8 @@ class SMTPSenderFactory(ClientFactory):
     def _log_connect(self, proto: SenderProtocol) -> None:
         from msmtp_twisted.sending.events import log_connect
 
-        peer = proto.transport.getPeer() if proto.transport is not None else None
+        transport: Any = proto.transport
+        peer = transport.getPeer() if transport is not None else None
         address = getattr(peer, "host", None)
         tls = "tls" if proto.state.tls else ("starttls" if proto._tls is not None else "off")
         log_connect(account=None, host=self._server_name() or address,

@@ -97,7 +97,7 @@ def connect_session(endpoint: Any, proto: SessionProtocol) -> defer.Deferred[Any
 
     factory = Factory.forProtocol(lambda: proto)
     factory.noisy = False  # endpoints that start it would log "Starting factory"
-    d = endpoint.connect(factory)
+    d: defer.Deferred[Any] = endpoint.connect(factory)
     d.addCallback(lambda _: proto.done)
     return d
 
@@ -135,7 +135,7 @@ def fail_after_connecting(reactor: Any, account: Account,
 
     factory = Factory.forProtocol(Protocol)
     factory.noisy = False
-    d = endpoint_for(reactor, account).connect(factory)
+    d: defer.Deferred[Any] = endpoint_for(reactor, account).connect(factory)
 
     def connected(probe: Any) -> Any:
         probe.transport.loseConnection()

@@ -122,8 +122,8 @@ def log_failed(*, account: str | None, host: str | None, sender: str,
     if isinstance(failure, CancelledError):
         message, cause_text = "cancelled", "cancelled"
     else:
-        message = getattr(failure, "message", None)
-        message = sanitize(message if isinstance(message, str) and message else str(failure))
+        given = getattr(failure, "message", None)
+        message = sanitize(given if isinstance(given, str) and given else str(failure))
         cause_text = getattr(cause, "value", None)
     reply = getattr(failure, "reply", None)
     text = _reply_text(reply)
@@ -156,7 +156,7 @@ def observe_delivery(d: defer.Deferred[T], account: Account,
         return result
 
     def failed(failure: Failure) -> Failure:
-        log_failed(failure=failure.value, **common)
+        log_failed(failure=failure.value or Exception("unknown failure"), **common)
         return failure
 
     d.addCallbacks(delivered, failed)
