@@ -35,10 +35,12 @@ from zope.interface import implementer
 
 __all__ = [
     "AddrInfo",
+    "NOT_FOUND",
     "GetaddrinfoResolver",
     "ResolveError",
     "Resolver",
     "blocking_getaddrinfo",
+    "numeric_address",
     "resolver_for",
 ]
 

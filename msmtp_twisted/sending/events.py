@@ -56,7 +56,7 @@ __all__ = ["NAMESPACE", "log", "log_connect", "log_connected", "log_delivered", 
 NAMESPACE = "msmtp_twisted"
 log = Logger(namespace=NAMESPACE)
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 def tls_mode(account: Account) -> str:
@@ -136,8 +136,8 @@ def log_failed(*, account: str | None, host: str | None, sender: str,
              server=f"; server message: {text}" if text else "")
 
 
-def observe_delivery(d: defer.Deferred[T], account: Account,
-                     request: SendmailRequest) -> defer.Deferred[T]:
+def observe_delivery(d: defer.Deferred[_T], account: Account,
+                     request: SendmailRequest) -> defer.Deferred[_T]:
     """Log ``delivered`` or ``failed`` for the send whose result ``d`` is; the
     result passes through unchanged.  (Never give the request's ``auth`` to a log:
     only its envelope is used here.)"""
@@ -145,7 +145,7 @@ def observe_delivery(d: defer.Deferred[T], account: Account,
                               "sender": request.envelope_from,
                               "recipients": list(request.recipients)}
 
-    def delivered(result: T) -> T:
+    def delivered(result: _T) -> _T:
         reply = getattr(result, "reply", None)
         log_delivered(size=getattr(result, "mailsize", None),
                       reply_code=reply.code if reply is not None else None,
