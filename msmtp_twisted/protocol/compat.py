@@ -205,6 +205,7 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
         self._reported = False
         self._cancelled_late = False
         self._msmtp: tuple[int, str, Reply | None] | None = None
+        self._final: tuple[int, bytes] | None = None  # the reply to the final dot
         tls, self._tls_problem = factory._tls_starter()
         self._tls = tls
         clock = _ProtocolClock(self)
@@ -240,6 +241,7 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
     def connectionMade(self) -> None:
         self.state.tls = ISSLTransport.providedBy(self.transport)
         self.setTimeout(self.factory.timeout)
+        self.factory._log_connect(self)
         super().connectionMade()
 
     def dataReceived(self, data: bytes) -> None:
@@ -278,6 +280,7 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
     def sentMail(self, code: int, resp: bytes, numOk: int, addresses: Any, log: Any) -> None:
         """Twisted's ``SenderMixin.sentMail``: the result of the mail transaction."""
         self._reported = True
+        self._final = (code, resp)
         if code in _SUCCESS:
             self.factory._succeeded((numOk, addresses), self)
             return
@@ -481,6 +484,7 @@ class SMTPSenderFactory(ClientFactory):
             self._late(proto, f"accepted by the server: {result!r}")
             return
         self.sendFinished = True
+        self._log_outcome(proto, result=result)
         self.result.callback(result)
 
     def _failed(self, exc: Any, proto: SenderProtocol | None = None) -> None:
@@ -488,7 +492,43 @@ class SMTPSenderFactory(ClientFactory):
             self._late(proto, f"refused: {exc}")
             return
         self.sendFinished = True
+        self._log_outcome(proto, failure=exc)
         self.result.errback(Failure(exc))
+
+    # -- log events (msmtp_twisted.sending.events; never the password or the mail) ---------
+
+    def _server_name(self) -> str | None:
+        name = getattr(self, "_hostname", None) or getattr(self._connector, "host", None)
+        if isinstance(name, bytes):
+            return name.decode("utf-8", "replace")
+        return name if isinstance(name, str) else None
+
+    def _log_connect(self, proto: SenderProtocol) -> None:
+        from msmtp_twisted.sending.events import log_connect
+
+        transport: Any = proto.transport
+        peer = transport.getPeer() if transport is not None else None
+        address = getattr(peer, "host", None)
+        tls = "tls" if proto.state.tls else ("starttls" if proto._tls is not None else "off")
+        log_connect(account=None, host=self._server_name() or address,
+                    port=getattr(peer, "port", None),
+                    address=address if isinstance(address, str) else None, tls=tls)
+
+    def _log_outcome(self, proto: SenderProtocol | None, *, result: Any = None,
+                     failure: BaseException | None = None) -> None:
+        from msmtp_twisted.sending.events import log_delivered, log_failed
+
+        common: dict[str, Any] = {"account": None, "host": self._server_name(),
+                                  "sender": self._wire_from, "recipients": list(self._wire_to)}
+        if failure is not None:
+            log_failed(failure=failure, **common)
+            return
+        final = getattr(proto, "_final", None)
+        log_delivered(size=None, reply_code=final[0] if final else None,
+                      reply=final[1].decode("utf-8", "replace") if final else None,
+                      replies=[[address.decode("utf-8", "replace") if isinstance(address, bytes)
+                                else str(address), code] for address, code, _ in result[1]],
+                      **common)
 
     def _late(self, proto: SenderProtocol | None, what: str) -> None:
         if proto is not None and proto._cancelled_late:
@@ -598,6 +638,7 @@ class ESMTPSenderFactory(SMTPSenderFactory):
         self._requireTransportSecurity = requireTransportSecurity
         self._hostname = hostname
         self._context: Any = None
+        self._tls_context: Any = None  # a TLSOptions' files, read once per factory
 
     def buildProtocol(self, addr: Any) -> SenderProtocol:
         p = super().buildProtocol(addr)
@@ -632,10 +673,13 @@ class ESMTPSenderFactory(SMTPSenderFactory):
             return None, None
         if isinstance(self._context, TLSOptions):
             from msmtp_twisted.tls.account import AccountTLS
+            from msmtp_twisted.tls.context import TLSContext
 
             try:
+                if self._tls_context is None:
+                    self._tls_context = TLSContext(self._context)
                 # a new one per connection: it keeps the connection's TLS state
-                return AccountTLS(self._context), None
+                return AccountTLS(self._context, context=self._tls_context), None
             except SMTPFailure as failure:  # unreadable files, bad priorities
                 return None, SMTPTLSError(-1, failure.message.encode(), isFatal=True,
                                           exitcode=failure.exitcode, message=failure.message,
