@@ -66,23 +66,25 @@ def send_mail(
     """Send ``message`` (a complete mail, LF or CRLF line ends) to ``recipients``.
 
     ``envelope_from`` None means the account's ``from``.  TLS (STARTTLS or
-    implicit) is used as the account says, with msmtp's verification rules.
-    Host names are resolved with a blocking getaddrinfo; use an IP address (or
-    a local resolver) in a busy reactor.
+    implicit) is used as the account says, with msmtp's verification rules; the
+    account's TLS files are read once, in a thread, on its first send (see
+    :func:`msmtp_twisted.sending.endpoint.account_tls_context`).
+    Host names are resolved off the reactor thread, through the reactor's name
+    resolver (:mod:`msmtp_twisted.net.resolve`).
     """
-    from msmtp_twisted.errors import TLSFailure
     from msmtp_twisted.sending.connection import start_account_session
     from msmtp_twisted.sending.credentials import password_in_thread
-    from msmtp_twisted.sending.endpoint import account_tls
+    from msmtp_twisted.sending.endpoint import account_tls_in_thread
+    from msmtp_twisted.sending.events import observe_delivery
     from msmtp_twisted.sending.mail import prepare_mail, read_headers
 
-    try:
-        tls = account_tls(account)
-    except TLSFailure as e:
-        return defer.fail(e)
     sender = envelope_from if envelope_from is not None else (account.from_addr or "")
     stream = io.BytesIO(message)
     headers = read_headers(stream, want_recipients=False)
     request, body = prepare_mail(account, sender, list(recipients), headers, stream)
-    return start_account_session(reactor, account, sendmail_session(request), body=body,
-                                 tls=tls, password=password_in_thread(reactor, account))
+    # the account's TLS files are read once, in a thread (TLSFailure as before)
+    d: defer.Deferred[Delivered] = account_tls_in_thread(reactor, account).addCallback(
+        lambda tls: start_account_session(
+            reactor, account, sendmail_session(request), body=body, tls=tls,
+            password=password_in_thread(reactor, account)))
+    return observe_delivery(d, account, request)  # "delivered"/"failed" log events
