@@ -14,7 +14,7 @@ import io
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.queue.outcome import Kind, Result, classify
@@ -79,7 +79,8 @@ def _send_entry(claim: Claim, env: Mapping[str, str]) -> Result:
             os.chdir(entry.cwd)  # relative -C/--logfile paths mean what they meant
         with claim.message() as message:
             code, outcome, _ = send_once(entry.argv, message, prog="msmtp",
-                                         stdout=sys.stdout.buffer, stderr=captured, env=env)
+                                         stdout=sys.stdout.buffer,
+                                         stderr=cast(BinaryIO, captured), env=env)
     except OSError as e:
         return Result(Kind.TEMPORARY, sysexits.EX_IOERR,
                       [f"cannot read the queued mail: {e.strerror}"])

@@ -50,7 +50,7 @@ class BadEntry(ValueError):
     """A metadata file that is not a version-1 entry."""
 
 
-def _number(data: dict, key: str, *, optional: bool = False) -> float | None:
+def _number(data: dict[str, Any], key: str, *, optional: bool = False) -> float | None:
     value = data.get(key)
     if value is None and optional:
         return None
@@ -59,7 +59,7 @@ def _number(data: dict, key: str, *, optional: bool = False) -> float | None:
     return float(value)
 
 
-def _text(data: dict, key: str, *, optional: bool = True) -> str | None:
+def _text(data: dict[str, Any], key: str, *, optional: bool = True) -> str | None:
     value = data.get(key)
     if value is None and optional:
         return None
@@ -68,7 +68,7 @@ def _text(data: dict, key: str, *, optional: bool = True) -> str | None:
     return value
 
 
-def _texts(data: dict, key: str) -> list[str]:
+def _texts(data: dict[str, Any], key: str) -> list[str]:
     value = data.get(key)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise BadEntry(f"{key}: not a list of strings")

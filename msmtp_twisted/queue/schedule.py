@@ -26,7 +26,7 @@ class Schedule:
             return 0.0
         # 2 ** large overflows float quickly; the cap is reached long before
         exponent = min(failures - 2, 60)
-        return min(self.base * (2 ** exponent), self.cap)
+        return min(self.base * float(2 ** exponent), self.cap)
 
     def next_attempt(self, created: float, failures: int, now: float) -> float:
         return min(now + self.delay(failures), created + self.max_age)
