@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["run_in_background", "run_until_done", "stop_background"]
+__all__ = ["reactor_is_shared", "run_in_background", "run_until_done", "stop_background"]
 
 
 def without_tls() -> None:
@@ -26,6 +26,16 @@ def without_tls() -> None:
         # each of these is imported inside try/except ImportError by Twisted
         for name in ("twisted.internet._newtls", "twisted.protocols.tls", "twisted.internet.ssl"):
             sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
+_shared = False
+
+
+def reactor_is_shared() -> bool:
+    """Whether jobs have been handed to a reactor running in another thread:
+    a job must then not change the reactor for everyone (a blocking name
+    resolver would stall a daemon's other connections)."""
+    return _shared
 
 
 def _in_reactor_thread() -> bool:
@@ -53,6 +63,9 @@ def run_until_done(start: Callable[[Any], Any]) -> Any:
         # daemon's worker threads): it cannot be run again, so the job goes to it
         # and this thread waits, as the single-run path does.
         from twisted.internet import threads
+
+        global _shared
+        _shared = True
 
         try:
             return threads.blockingCallFromThread(
