@@ -19,7 +19,7 @@ from msmtp_twisted.config.commands import COMMANDS, Command, InvalidArgument
 from msmtp_twisted.getopt import GetoptError, LongOption, getopt_long
 from msmtp_twisted.modes.invocation import CommandLine, Output
 
-__all__ = ["UsageError", "console_main", "main", "parse_command_line"]
+__all__ = ["UsageError", "console_main", "main", "parse_command_line", "run"]
 
 SHORTOPTS = "Pd::SC:a:f:N:R:X:tA:B:b:F:Gh:iL:mnO:o:v"
 
@@ -198,7 +198,7 @@ def main(
     out = Output(prog, stdout, stderr or sys.stderr.buffer)
     environ = dict(os.environ) if env is None else env
     try:
-        return _run(argv, argv0, out, stdin or sys.stdin.buffer, environ)
+        return run(argv, out, stdin or sys.stdin.buffer, environ)
     finally:
         try:
             out.stdout.flush()
@@ -206,8 +206,15 @@ def main(
             pass
 
 
-def _run(argv: Sequence[str], argv0: str, out: Output, stdin: BinaryIO, env: dict) -> int:
+def run(argv: Sequence[str], out: Output, stdin: BinaryIO, env: dict) -> int:
+    """Run msmtp with ``argv`` printing to ``out``; return the exit status.
+
+    For programs on top of msmtp (``msmtpq``): after a send, ``out.attempt``
+    holds the outcome.
+    """
     from msmtp_twisted.modes import info
+
+    argv0 = argv[0] if argv else "msmtp"
 
     try:
         conf = parse_command_line(

@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from msmtp_twisted.config.account import Account
 
-__all__ = ["CommandLine", "Output"]
+__all__ = ["Attempt", "CommandLine", "Output"]
 
 
 @dataclass
@@ -41,8 +41,23 @@ class CommandLine:
         return self.account.host is not None
 
 
+@dataclass
+class Attempt:
+    """What a sendmail run tried: the account, the envelope and the outcome
+    (``Delivered``, or the :class:`~msmtp_twisted.errors.MsmtpError` it failed
+    with), for a program on top of the command line (``msmtpq``) that must tell
+    a temporary failure from a permanent one without reading messages."""
+
+    account: Account
+    recipients: list[str]
+    outcome: object
+
+
 class Output:
     """stdout/stderr writers that pass undecodable bytes through unchanged."""
+
+    #: set by sendmail mode once it has tried to send (None: it stopped before)
+    attempt: Attempt | None = None
 
     def __init__(self, prog: str, stdout: BinaryIO, stderr: BinaryIO) -> None:
         self.prog = prog

@@ -48,7 +48,10 @@ def run_sendmail(
                                   tls_info=tls_printer(out) if conf.debug else None)
 
     from msmtp_twisted.errors import ConnectFailure, SMTPFailure
+    from msmtp_twisted.modes.invocation import Attempt
     from msmtp_twisted.smtp.client import Delivered
+
+    out.attempt = Attempt(account, list(recipients), outcome)
 
     reply_lines: list[str] | None = None
     errormsg: str | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["run_until_done"]
+__all__ = ["reactor_is_shared", "run_in_background", "run_until_done", "stop_background"]
 
 
 def without_tls() -> None:
@@ -28,14 +28,50 @@ def without_tls() -> None:
             sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
+_shared = False
+
+
+def reactor_is_shared() -> bool:
+    """Whether jobs have been handed to a reactor running in another thread:
+    a job must then not change the reactor for everyone (a blocking name
+    resolver would stall a daemon's other connections)."""
+    return _shared
+
+
+def _in_reactor_thread() -> bool:
+    from twisted.python import threadable
+
+    return bool(threadable.isInIOThread())
+
+
 def run_until_done(start: Callable[[Any], Any]) -> Any:
     """Run ``start(reactor)`` (which returns a Deferred) to completion.
 
     Returns the Deferred's result, or the exception it failed with: failures
     that the job expects (SMTPFailure, ConnectFailure) are values to report,
     not tracebacks.
+
+    Called from a thread while the reactor runs in another one, the job runs
+    there and this thread blocks until it is done; so a program can send many
+    mails through the one-shot code of the command line
+    (:func:`run_in_background` starts such a reactor).
     """
     from twisted.internet import defer, reactor
+
+    if reactor.running and not _in_reactor_thread():  # type: ignore[attr-defined]
+        # The reactor runs in another thread (msmtpq flushing many mails, the
+        # daemon's worker threads): it cannot be run again, so the job goes to it
+        # and this thread waits, as the single-run path does.
+        from twisted.internet import threads
+
+        global _shared
+        _shared = True
+
+        try:
+            return threads.blockingCallFromThread(
+                reactor, lambda: defer.maybeDeferred(start, reactor))
+        except Exception as e:  # noqa: BLE001 - failures are values, as below
+            return e
 
     outcome: list[Any] = []
 
@@ -54,3 +90,32 @@ def run_until_done(start: Callable[[Any], Any]) -> Any:
     reactor.callWhenRunning(begin)  # type: ignore[attr-defined]
     reactor.run(installSignalHandlers=False)  # type: ignore[attr-defined]
     return outcome[0] if outcome else None
+
+
+def run_in_background() -> Any:
+    """Start the global reactor in a daemon thread; returns the thread.
+
+    For a command that makes many :func:`run_until_done` calls in one process
+    (the reactor cannot be restarted); end with :func:`stop_background`.
+    """
+    import threading
+
+    from twisted.internet import reactor
+
+    ready = threading.Event()
+    reactor.callWhenRunning(ready.set)  # type: ignore[attr-defined]
+    thread = threading.Thread(
+        target=reactor.run, kwargs={"installSignalHandlers": False},  # type: ignore[attr-defined]
+        name="reactor", daemon=True)
+    thread.start()
+    ready.wait(30)
+    return thread
+
+
+def stop_background(thread: Any, timeout: float = 30) -> None:
+    """Stop the reactor :func:`run_in_background` started and wait for its thread."""
+    from twisted.internet import reactor
+
+    if reactor.running:  # type: ignore[attr-defined]
+        reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
+    thread.join(timeout)

@@ -22,8 +22,10 @@ from tests.conftest import ROOT
 
 PACKAGE = ROOT / "msmtp_twisted"
 
-#: what the command line is made of: ``cli.py``, ``__main__`` and ``modes/``
-COMMAND_LINE = ("msmtp_twisted.cli", "msmtp_twisted.__main__", "msmtp_twisted.modes")
+#: what the command line is made of: ``cli.py``, ``__main__`` and ``modes/``, and
+#: ``msmtpq/``, which stands on msmtp's command line as a program of its own
+COMMAND_LINE = ("msmtp_twisted.cli", "msmtp_twisted.__main__", "msmtp_twisted.modes",
+                "msmtp_twisted.msmtpq")
 
 TWISTED = ("twisted", "OpenSSL", "zope")
 
@@ -140,3 +142,12 @@ def test_sans_io_core_imports_no_twisted() -> None:
 ])
 def test_light_modules_load_no_twisted_when_imported(module: str) -> None:
     assert _offenders([module], TWISTED, top_level_only=True) == []
+
+
+def test_the_queue_is_pure_and_below_msmtpq() -> None:
+    # msmtp_twisted.queue is called from the command line and, in a thread,
+    # from the daemon: blocking file I/O, no Twisted, nothing from above
+    queue = [m for m in modules() if _within(m, "msmtp_twisted.queue")]
+    assert "msmtp_twisted.queue.spool" in queue
+    assert _offenders(queue, TWISTED) == []
+    assert _offenders(queue, ("msmtp_twisted.msmtpq",)) == []

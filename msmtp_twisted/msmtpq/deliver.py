@@ -1,0 +1,110 @@
+"""Sending queued mails in this process, through msmtp's own sendmail path.
+
+Each entry is run as ``msmtp ARGS < ID.eml`` would run (same configuration,
+messages, account log line), but by :func:`msmtp_twisted.cli.run` in this
+process: the reactor runs in a background thread and every send is handed to
+it (:func:`msmtp_twisted.protocol.reactor.run_until_done`).  :func:`deliver`
+is the flush's sender for one account; a sender reusing one connection per
+account will take its place.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from typing import BinaryIO, cast
+
+from msmtp_twisted import sysexits
+from msmtp_twisted.queue.outcome import Kind, Result, classify
+from msmtp_twisted.queue.spool import Claim
+
+__all__ = ["BoundedBuffer", "deliver", "error_lines", "send_once"]
+
+#: msmtp's stderr kept per attempt (the rest is dropped, never buffered)
+STDERR_LIMIT = 16 * 1024
+
+
+class BoundedBuffer(io.RawIOBase):
+    """A write-only byte sink that keeps the first ``limit`` bytes."""
+
+    def __init__(self, limit: int = STDERR_LIMIT) -> None:
+        self.limit = limit
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: bytes) -> int:  # type: ignore[override]
+        room = self.limit - len(self.data)
+        if room > 0:
+            self.data += bytes(b[:room])
+        return len(b)
+
+
+def error_lines(stderr: bytes, prog: str) -> list[str]:
+    """msmtp's error lines without the ``PROG: `` in front."""
+    lines = []
+    prefix = prog + ": "
+    for raw in stderr.decode("utf-8", "replace").splitlines():
+        lines.append(raw[len(prefix):] if raw.startswith(prefix) else raw)
+    return lines
+
+
+def send_once(argv: list[str], stdin: BinaryIO, *, prog: str, stdout: BinaryIO,
+              stderr: BinaryIO, env: Mapping[str, str]) -> tuple[int, object, object]:
+    """Run msmtp's command line once; returns (exit code, outcome, attempt)."""
+    from msmtp_twisted.cli import run
+    from msmtp_twisted.modes.invocation import Output
+
+    out = Output(prog, stdout, stderr)
+    try:
+        code = run([prog, *argv], out, stdin, dict(env))
+    finally:
+        try:
+            out.stdout.flush()
+        except OSError:
+            pass
+    attempt = out.attempt
+    return code, (attempt.outcome if attempt is not None else None), attempt
+
+
+def _send_entry(claim: Claim, env: Mapping[str, str]) -> Result:
+    entry = claim.entry
+    captured = BoundedBuffer()
+    cwd = os.getcwd()
+    try:
+        if entry.cwd and os.path.isdir(entry.cwd):
+            os.chdir(entry.cwd)  # relative -C/--logfile paths mean what they meant
+        with claim.message() as message:
+            code, outcome, _ = send_once(entry.argv, message, prog="msmtp",
+                                         stdout=sys.stdout.buffer,
+                                         stderr=cast(BinaryIO, captured), env=env)
+    except OSError as e:
+        return Result(Kind.TEMPORARY, sysexits.EX_IOERR,
+                      [f"cannot read the queued mail: {e.strerror}"])
+    except Exception as e:  # noqa: BLE001 - a bug of ours must not end the flush
+        return Result(Kind.TEMPORARY, sysexits.EX_SOFTWARE, [f"internal error: {e!r}"])
+    finally:
+        os.chdir(cwd)
+    from msmtp_twisted.errors import ConnectFailure
+
+    return Result(classify(code, outcome), code, error_lines(bytes(captured.data), "msmtp"),
+                  connected=not isinstance(outcome, ConnectFailure))
+
+
+def deliver(account: str | None, claims: list[Claim], *, env: Mapping[str, str] | None = None
+            ) -> Iterator[tuple[Claim, Result]]:
+    """The flush's sender: the claimed mails of one account, one after the other.
+
+    When the account's server cannot be reached at all, the account's other
+    mails are left as they are for the next run (released unchanged by the
+    flush) instead of each waiting for the same failure.
+    """
+    environ = os.environ if env is None else env
+    for claim in claims:
+        result = _send_entry(claim, environ)
+        yield claim, result
+        if result.kind is Kind.TEMPORARY and not result.connected:
+            return
