@@ -87,11 +87,32 @@ Session = Generator[Action, object, "Delivered"]
 
 @dataclass(frozen=True)
 class Delivered:
+    """A mail the server accepted (for some recipients, with partial_recipients)."""
+
     reply: Reply | None  # the reply to the final dot (SMTP); None for LMTP
     mailsize: int
     #: every RCPT reply, ``(address, reply)`` in the order sent (refused ones too
     #: with :attr:`SendmailRequest.partial_recipients`)
     recipients: tuple[tuple[str, Reply], ...] = ()
+    #: LMTP: the reply after the final dot for each recipient whose RCPT was
+    #: accepted, ``(address, reply)`` in order (refused deliveries too, when some
+    #: succeeded and partial recipients were asked for); empty for SMTP
+    lmtp_replies: tuple[tuple[str, Reply], ...] = ()
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        """The recipients the mail went to: RCPT accepted and, for LMTP, delivered."""
+        if self.lmtp_replies:
+            return tuple(r for r, reply in self.lmtp_replies if reply.code == 250)
+        return tuple(r for r, reply in self.recipients if reply.code in (250, 251))
+
+    @property
+    def refused(self) -> tuple[tuple[str, Reply], ...]:
+        """The recipients the mail did not go to, each with the server's reply (to
+        RCPT, or for LMTP after the final dot)."""
+        out = [(r, reply) for r, reply in self.recipients if reply.code not in (250, 251)]
+        out += [(r, reply) for r, reply in self.lmtp_replies if reply.code != 250]
+        return tuple(out)
 
 
 @dataclass
@@ -509,9 +530,11 @@ def sendmail_session(request: SendmailRequest) -> Session:
             )
         return Delivered(reply, mailsize, tuple(replies))
     failures = []
+    delivered = []
     # LMTP replies once per accepted recipient (all of them without partial_recipients)
     for rcpt in [r for r, reply in replies if _accepted(reply)]:
         reply = _reply((yield RECEIVE))
+        delivered.append((rcpt, reply))
         if reply.code != 250:
             failures.append(LMTPRecipientFailure(rcpt, reply))
     if failures:
@@ -520,8 +543,9 @@ def sendmail_session(request: SendmailRequest) -> Session:
             "delivery to one or more recipients failed",
             lmtp_failures=failures,
             recipients=replies,
+            lmtp_replies=delivered,
         )
-    return Delivered(None, mailsize, tuple(replies))
+    return Delivered(None, mailsize, tuple(replies), tuple(delivered))
 
 
 def early_reply_failure(reply: Reply) -> SMTPFailure:
