@@ -20,6 +20,13 @@ that arrives then ends the body (see ``sendmail_session``).  The timeout
 applies to each read and each write, as msmtp's socket timeouts do, not to a
 whole reply: data that keeps coming keeps the connection alive, and the reply
 limits end a server that trickles for ever.
+
+A session that runs many jobs (:func:`~msmtp_twisted.smtp.persistent.persistent_session`)
+asks for each at ``NEXT_JOB``: ``next_job()`` gives ``(job, body)`` or None, and
+then the protocol is :attr:`~SessionProtocol.idle` (no timer runs) until
+:meth:`~SessionProtocol.run_job`; each ``JobDone`` goes to ``job_done(outcome)``.
+With ``gather_body`` a small body (up to :data:`GATHER_LIMIT`) is written in one
+piece with the commands around it, rather than one chunk per reactor turn.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from msmtp_twisted.smtp.client import (
     Send,
     quit_session,
 )
+from msmtp_twisted.smtp.persistent import NEXT_JOB, JobDone
 from msmtp_twisted.smtp.reply import Reply, ReplyError, ReplyReader
 
 __all__ = ["BodySource", "SessionProtocol"]
@@ -58,6 +66,9 @@ CLOSE_TIMEOUT = 2.0
 HIGH_WATER = 64 * 1024
 #: More than this stored means stopping to read did not work: an error.
 HARD_LIMIT = 1024 * 1024
+#: With ``gather_body``, at most this much of the body is written at once; the
+#: rest goes through the pull producer as the transport drains.
+GATHER_LIMIT = 256 * 1024
 
 
 class BodySource(Protocol):
@@ -86,6 +97,9 @@ class SessionProtocol(TwistedProtocol):
         channel_binding: Callable[[], dict[str, bytes]] | None = None,
         password: Callable[[], Any] | None = None,
         on_lost: Callable[[Failure | None], None] | None = None,
+        next_job: Callable[[], tuple[Any, BodySource | None] | None] | None = None,
+        job_done: Callable[[JobDone], None] | None = None,
+        gather_body: bool = False,
     ) -> None:
         self._session: Generator[Any, Any, Any] | None = session
         self._clock = clock
@@ -96,6 +110,11 @@ class SessionProtocol(TwistedProtocol):
         self._channel_binding = channel_binding
         self._password = password
         self._on_lost = on_lost
+        self._next_job = next_job
+        self._job_done = job_done
+        self._gather_body = gather_body
+        #: the session waits for a job (``NEXT_JOB``): :meth:`run_job` resumes it
+        self.idle = False
         self._reader = ReplyReader()
         self._reading_paused = False
         self._outgoing: list[Send] = []
@@ -163,6 +182,17 @@ class SessionProtocol(TwistedProtocol):
                     return
             elif action is CHANNEL_BINDING:
                 value = self._channel_binding() if self._channel_binding is not None else {}
+            elif action is NEXT_JOB:
+                got = self._next_job() if self._next_job is not None else None
+                if got is None:
+                    self._flush()
+                    self.idle = True
+                    self._resume_reading()
+                    return
+                value, self._body = got
+            elif isinstance(action, JobDone):
+                if self._job_done is not None:
+                    self._job_done(action)
             elif action is PASSWORD:
                 value = self._ask_password()
                 if isinstance(value, defer.Deferred):
@@ -170,6 +200,14 @@ class SessionProtocol(TwistedProtocol):
                     return
             else:  # pragma: no cover - a programming error in a session
                 raise AssertionError(f"unknown action {action!r}")
+
+    def run_job(self, job: Any, body: BodySource | None = None) -> None:
+        """Resume an :attr:`idle` session with its next job."""
+        if not self.idle or self._session is None:
+            raise RuntimeError("the session is not waiting for a job")
+        self.idle = False
+        self._body = body
+        self._advance(job)
 
     def _ask_password(self) -> Any:
         """The password source may block (a prompt on the terminal, as msmtp does) or
@@ -295,10 +333,40 @@ class SessionProtocol(TwistedProtocol):
             # sent with (or after) the 354, before any of the mail
             self._advance(early)
             return
+        if self._gather_body and self._write_small_body(self._body):
+            return
         self._resume_reading()  # to see a reply the server sends while we write
         self._producer = _BodyProducer(self, self._body)
         self._arm_timer(self._write_timed_out)
         self.transport.registerProducer(self._producer, False)
+
+    def _write_small_body(self, body: BodySource) -> bool:
+        """Write the body at once if it ends within :data:`GATHER_LIMIT`; True if it
+        did (the session goes on), False to stream it (what was read is written)."""
+        parts: list[bytes] = []
+        size = 0
+        try:
+            while size < GATHER_LIMIT:
+                chunk = body.next_chunk()
+                if chunk is None:
+                    break
+                parts.append(chunk)
+                size += len(chunk)
+            else:
+                chunk = b""
+        except OSError:
+            self._fail(SMTPFailure(sysexits.EX_IOERR, "input error while reading the mail",
+                                   cause=Cause.LOCAL))
+            return True
+        if parts:
+            if self._trace:
+                for part in parts:
+                    self._trace("-->", part)
+            self.transport.write(b"".join(parts))
+        if chunk is None:
+            self._advance(body.mailsize)
+            return True
+        return False
 
     def _early_reply(self, reply: Reply) -> None:
         """The server replied before the end of the mail: stop sending it, and let
