@@ -144,7 +144,11 @@ class HeaderScanner:
                     self._leave_resent_block()
                 if j < 0:
                     return None
-                i = j
+                # the line feed (what _step does with it here): the next line starts
+                self._leave_resent_block()
+                self.state = S.LINESTART_FRESH
+                i = j + 1
+                continue
             elif state in _RUNS:
                 # a run of bytes that leave the state as it is: at once, not byte by byte
                 match = _RUNS[state].match(data, i)
@@ -160,6 +164,15 @@ class HeaderScanner:
                                 _SANITIZE)
                     if i == n:
                         return None
+            elif state == S.MATCH:
+                # the rest of a header name being matched, at once when it is all
+                # there (its last byte goes through the machine, which decides)
+                name = self._match_name
+                pos = self._match_pos
+                end = i + len(name) - pos - 1
+                if end > i and end < n and data[i:end].lower() == name[pos:-1]:
+                    self._match_pos = len(name) - 1
+                    i = end
             c = data[i]
             if c != 13:  # CR
                 step(c)

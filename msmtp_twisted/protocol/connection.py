@@ -83,6 +83,10 @@ DEFAULT_TIMEOUT = 60.0
 
 _log = Logger()
 
+#: Mails up to this size are encoded once, when prepared (larger ones are
+#: streamed from the message for each attempt).
+SMALL_MAIL = 64 * 1024
+
 
 def io_timeout(account: Account, timeout: float | None = None) -> float:
     """The per-read/write timeout: ``timeout``, else the account's, else the default."""
@@ -118,11 +122,25 @@ class PreparedMail:
         headers = read_headers(stream, want_recipients=False)
         self._prepend, self._policy = build_body_parts(account, headers, recipients, sender)
         self._first: tuple[Any, io.BytesIO] | None = (headers, stream)
+        self._encoded: _Encoded | None = None
+        if len(message) <= SMALL_MAIL:
+            # encoded once, here, as MailBody would (the same three parts): each
+            # attempt sends the same bytes
+            from msmtp_twisted.message.encoder import encode_part
 
-    def body(self) -> MailBody:
+            parts = (encode_part(self._prepend),
+                     # msmtp's header reader drops every CR of the header block
+                     encode_part(headers.head.replace(b"\r", b""), self._policy),
+                     encode_part(headers.rest + stream.read()))
+            self._encoded = _Encoded(b"".join(p for p, _ in parts), sum(n for _, n in parts))
+            self._first = None
+
+    def body(self) -> MailBody | _Encoded:
         """The encoded mail, as a pull source (a fresh one for each attempt)."""
         from msmtp_twisted.sending.mail import MailBody, read_headers
 
+        if self._encoded is not None:
+            return _Encoded(self._encoded.data, self._encoded.mailsize)
         if self._first is not None:
             headers, stream = self._first
             self._first = None
@@ -132,11 +150,23 @@ class PreparedMail:
         return MailBody(self._prepend, headers.iter_head(), headers.rest, stream, self._policy)
 
 
+class _Encoded:
+    """A small mail, encoded already (a ``BodySource``)."""
+
+    def __init__(self, data: bytes, mailsize: int) -> None:
+        self.data: bytes | None = data
+        self.mailsize = mailsize
+
+    def next_chunk(self) -> bytes | None:
+        data, self.data = self.data, None
+        return data or None
+
+
 class _Job:
     """One call waiting for or running on the connection."""
 
     def __init__(self, conn: Connection, request: Any,
-                 body: Callable[[], MailBody] | None) -> None:
+                 body: Callable[[], MailBody | _Encoded] | None) -> None:
         self.request = request
         self.body = body
         self.deferred: defer.Deferred[Any] = defer.Deferred(lambda d: conn._cancel(self))
