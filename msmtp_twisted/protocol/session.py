@@ -409,6 +409,10 @@ class SessionProtocol(TwistedProtocol):
     # -- timeouts ---------------------------------------------------------------
 
     def _arm_timer(self, callback: Callable[[], None]) -> None:
+        timer = self._timer
+        if timer is not None and timer.func == callback and timer.active():
+            timer.reset(self._timeout)  # cheaper than a new call, once per read
+            return
         self._cancel_timer()
         if self._timeout:
             self._timer = self._clock.callLater(self._timeout, callback)
