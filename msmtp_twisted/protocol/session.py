@@ -233,6 +233,8 @@ class SessionProtocol(TwistedProtocol):
             self._trace("-->", b"".join(
                 send.data if send.shown is None else send.shown for send in sends))
         self.transport.write(data)
+        if self._gather_body:
+            _flush_tls(self.transport)
 
     def dataReceived(self, data: bytes) -> None:
         if self._session is None:
@@ -358,14 +360,17 @@ class SessionProtocol(TwistedProtocol):
             self._fail(SMTPFailure(sysexits.EX_IOERR, "input error while reading the mail",
                                    cause=Cause.LOCAL))
             return True
+        if chunk is None:
+            # queued: it goes out with the final dot, in one write (one TLS record)
+            if parts:
+                self._outgoing.append(Send(b"".join(parts)))
+            self._advance(body.mailsize)
+            return True
         if parts:
             if self._trace:
                 for part in parts:
                     self._trace("-->", part)
             self.transport.write(b"".join(parts))
-        if chunk is None:
-            self._advance(body.mailsize)
-            return True
         return False
 
     def _early_reply(self, reply: Reply) -> None:
@@ -499,6 +504,16 @@ class SessionProtocol(TwistedProtocol):
             self.done.errback(failure)
         else:
             self.done.callback(result)
+
+
+def _flush_tls(transport: Any) -> None:
+    """Twisted's TLS layer holds small writes until the next reactor turn to join
+    them; ours are joined already (one write per round trip), so send at once."""
+    if getattr(transport, "TLS", False):
+        aggregator = getattr(getattr(transport, "protocol", None), "_aggregator", None)
+        flush = getattr(aggregator, "flush", None)
+        if flush is not None:
+            flush()
 
 
 @implementer(IPullProducer)
