@@ -44,14 +44,15 @@ from msmtp_twisted import sysexits
 from msmtp_twisted.errors import Cause, SMTPFailure
 from msmtp_twisted.smtp.client import (
     CHANNEL_BINDING,
+    NEXT_JOB,
     PASSWORD,
     RECEIVE,
     SEND_BODY,
     START_TLS,
+    JobDone,
     Send,
     quit_session,
 )
-from msmtp_twisted.smtp.persistent import NEXT_JOB, JobDone
 from msmtp_twisted.smtp.reply import Reply, ReplyError, ReplyReader
 
 __all__ = ["BodySource", "SessionProtocol"]

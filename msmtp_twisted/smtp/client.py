@@ -33,6 +33,8 @@ __all__ = [
     "CHANNEL_BINDING",
     "Capabilities",
     "Delivered",
+    "JobDone",
+    "NEXT_JOB",
     "PASSWORD",
     "RECEIVE",
     "SEND_BODY",
@@ -81,7 +83,21 @@ CHANNEL_BINDING = _Marker("CHANNEL_BINDING")
 #: a prompt), or None; the action carries no data: :attr:`AuthRequest.user`/``host`` say whose
 PASSWORD = _Marker("PASSWORD")
 
-Action = Send | _Marker
+#: a session that runs many jobs waits for the next one (:mod:`msmtp_twisted.smtp.persistent`)
+NEXT_JOB = _Marker("NEXT_JOB")
+
+
+@dataclass(frozen=True)
+class JobDone:
+    """The outcome of one job of a session that runs many: ``result``
+    (:class:`Delivered` for a mail, the :class:`Reply` for ETRN), or ``failure``
+    (the connection stays usable)."""
+
+    result: object = None
+    failure: SMTPFailure | None = None
+
+
+Action = Send | _Marker | JobDone
 Session = Generator[Action, object, "Delivered"]
 
 

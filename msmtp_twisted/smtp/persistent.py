@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from msmtp_twisted import sysexits
 from msmtp_twisted.errors import Cause, LMTPRecipientFailure, SMTPFailure
 from msmtp_twisted.smtp.client import (
+    NEXT_JOB,
     PIPELINE_LIMIT,
     RECEIVE,
     SEND_BODY,
@@ -50,6 +51,7 @@ from msmtp_twisted.smtp.client import (
     AuthRequest,
     Capabilities,
     Delivered,
+    JobDone,
     Send,
     _Marker,
     authenticate,
@@ -72,9 +74,6 @@ __all__ = [
     "xtext",
 ]
 
-#: the driver resumes with the next job (:class:`MailJob`, :class:`EtrnJob`,
-#: :data:`QUIT_JOB` or None)
-NEXT_JOB = _Marker("NEXT_JOB")
 #: the job that ends the session (QUIT)
 QUIT_JOB = _Marker("QUIT_JOB")
 
@@ -117,15 +116,6 @@ class EtrnJob:
     """One ETRN request (RFC 1985); the result is the server's :class:`Reply`."""
 
     argument: str
-
-
-@dataclass(frozen=True)
-class JobDone:
-    """The outcome of one job: ``result`` (:class:`Delivered` for a mail, the
-    :class:`Reply` for ETRN), or ``failure`` (the connection stays usable)."""
-
-    result: object = None
-    failure: SMTPFailure | None = None
 
 
 @dataclass
