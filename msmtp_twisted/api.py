@@ -129,10 +129,11 @@ def send_mail(
         state["inner"] = d
 
         def quit(outcome: Any) -> Any:
+            # as msmtp: the call ends once QUIT is answered (bounded) and the
+            # connection closed
             if conn.reusable:
-                conn.quit()
-            else:
-                conn.abort()
+                return conn.quit().addBoth(lambda _: outcome)
+            conn.abort()
             return outcome
         return d.addBoth(quit)
 
