@@ -49,7 +49,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.base import DelayedCall
 from twisted.internet.protocol import Factory
 from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.logger import Logger
@@ -140,7 +140,7 @@ class PreparedMail:
         from msmtp_twisted.sending.mail import MailBody, read_headers
 
         if self._encoded is not None:
-            return _Encoded(self._encoded.data, self._encoded.mailsize)
+            return _Encoded(self._encoded.whole, self._encoded.mailsize)
         if self._first is not None:
             headers, stream = self._first
             self._first = None
@@ -154,6 +154,7 @@ class _Encoded:
     """A small mail, encoded already (a ``BodySource``)."""
 
     def __init__(self, data: bytes, mailsize: int) -> None:
+        self.whole = data
         self.data: bytes | None = data
         self.mailsize = mailsize
 
@@ -170,13 +171,17 @@ class _Job:
         self.request = request
         self.body = body
         self.deferred: defer.Deferred[Any] = defer.Deferred(lambda d: conn._cancel(self))
-        self.timer: IDelayedCall | None = None
+        self.timer: DelayedCall | None = None
         #: the job reached the connection (its commands may have gone out)
         self.started = False
         #: the final dot was sent: the server may have the mail
         self.final_dot_sent = False
         #: the result no longer goes to the Deferred (cancelled or timed out)
         self.abandoned = False
+
+
+def _failure(error: BaseException) -> Failure:
+    return Failure(error)  # type: ignore[no-untyped-call]
 
 
 def _closed_failure(message: str = "the connection is closed") -> SMTPFailure:
@@ -272,7 +277,9 @@ class Connection:
         if self._ended:
             return defer.succeed(None)
         d = self._submit(_Job(self, QUIT_JOB, None), None)
-        d.addErrback(lambda f: f.trap(MsmtpError) and None)
+        def closed(failure: Failure) -> Failure | None:
+            return None if isinstance(failure.value, MsmtpError) else failure
+        d.addErrback(closed)
         return d
 
     def abort(self) -> None:
@@ -386,7 +393,7 @@ class Connection:
         self.jobs_done += 1
         job.final_dot_sent = self._state.final_dot_sent
         if outcome.failure is not None:
-            self._finish(job, Failure(outcome.failure))
+            self._finish(job, _failure(outcome.failure))
         else:
             self._finish(job, outcome.result)
 
@@ -441,7 +448,7 @@ class Connection:
             return
         if not job.started:
             self._queue.remove(job)
-            self._finish(job, Failure(SMTPFailure(
+            self._finish(job, _failure(SMTPFailure(
                 sysexits.EX_TEMPFAIL, "the send timed out before it could start",
                 cause=Cause.TIMEOUT)))
             return
@@ -449,7 +456,7 @@ class Connection:
         job.final_dot_sent = dot
         message = ("the server did not answer the end of the mail in time (the mail may "
                    "have been delivered)" if dot else "the send timed out")
-        self._finish(job, Failure(SMTPFailure(sysexits.EX_TEMPFAIL, message,
+        self._finish(job, _failure(SMTPFailure(sysexits.EX_TEMPFAIL, message,
                                               cause=Cause.TIMEOUT)))
         self.abort()
 
@@ -460,7 +467,7 @@ class Connection:
         failure = result if isinstance(result, Failure) else None
         if not self._ready.called:
             self._ready.errback(failure if failure is not None else
-                                Failure(_closed_failure("the server closed the connection")))
+                                _failure(_closed_failure("the server closed the connection")))
         job, self._current = self._current, None
         if job is not None:
             job.final_dot_sent = job.final_dot_sent or self._state.final_dot_sent
@@ -468,11 +475,11 @@ class Connection:
                 self._finish(job, None)
             else:
                 self._finish(job, failure if failure is not None else
-                             Failure(_closed_failure()))
+                             _failure(_closed_failure()))
         while self._queue:
             waiting = self._queue.popleft()
             self._finish(waiting, None if waiting.request is QUIT_JOB else
-                         Failure(_closed_failure()))
+                         _failure(_closed_failure()))
         self._fire_closed()
 
     def _fire_closed(self) -> None:

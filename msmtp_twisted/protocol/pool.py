@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.base import DelayedCall
 from twisted.python.failure import Failure
 
 from msmtp_twisted import sysexits
@@ -62,7 +62,7 @@ class _Send:
         self.deferred: defer.Deferred[Delivered] = defer.Deferred(
             lambda d: sender._cancel(self))
         self.job: _Job | None = None
-        self.timer: IDelayedCall | None = None
+        self.timer: DelayedCall | None = None
         self.retried = False
 
 
@@ -84,7 +84,7 @@ class Sender:
         self._endpoint = endpoint
         self._waiting: deque[_Send] = deque()
         self._idle: list[Connection] = []
-        self._idle_timers: dict[Connection, IDelayedCall] = {}
+        self._idle_timers: dict[Connection, DelayedCall] = {}
         self._busy: set[Connection] = set()
         self._all: set[Connection] = set()
         self._opening = 0
@@ -236,7 +236,7 @@ class Sender:
         send.timer = None
         if send in self._waiting:
             self._waiting.remove(send)
-            self._fire(send, Failure(SMTPFailure(
+            self._fire(send, Failure(SMTPFailure(  # type: ignore[no-untyped-call]
                 sysexits.EX_TEMPFAIL, "the send timed out before a connection was free",
                 cause=Cause.TIMEOUT)))
             self._maybe_closed()

@@ -197,6 +197,7 @@ def persistent_session(setup: SessionSetup, state: ConnectionState
             return
         state.final_dot_sent = False
         state.replies_read = 0
+        result: object
         try:
             if isinstance(job, MailJob):
                 result = yield from _mail(setup, state, job)
@@ -267,11 +268,11 @@ def _mail(setup: SessionSetup, state: ConnectionState, job: MailJob
         mail += f" ENVID={xtext(job.envid)}"
     commands: list[tuple[str, str | None, Send]] = [("MAIL", None, command(mail))]
     notify = job.notify.upper().replace(" ", "") if job.notify else None
-    for rcpt in job.recipients:
-        text = f"RCPT TO:<{rcpt}>"
+    for address in job.recipients:
+        text = f"RCPT TO:<{address}>"
         if notify:
             text += f" NOTIFY={notify}"
-        commands.append(("RCPT", rcpt, command(text)))
+        commands.append(("RCPT", address, command(text)))
     commands.append(("DATA", None, command("DATA")))
     if state.transaction_open:
         yield from _reset(state)
@@ -372,10 +373,10 @@ _OK = Reply(250, ("250 ok",))
 
 
 def _no_recipient(replies: list[tuple[str, Reply]]) -> SMTPFailure:
-    first, reply = next(((r, rep) for r, rep in replies if not _accepted(rep)),
-                        ("", None))  # type: ignore[arg-type]
-    if reply is None:  # pragma: no cover - a mail without recipients is refused earlier
+    refused = [(r, rep) for r, rep in replies if not _accepted(rep)]
+    if not refused:  # pragma: no cover - a mail without recipients is refused earlier
         return SMTPFailure(sysexits.EX_DATAERR, "no recipients", cause=Cause.LOCAL)
+    first, reply = refused[0]
     return SMTPFailure(_refused(reply.code),
                        f"recipient address {first} not accepted by the server",
                        reply, quit=True, recipients=replies)
