@@ -382,6 +382,10 @@ class Connection:
                 continue
             job.started = True
             self._current = job
+            # the session resets these when it takes the job; a job that fails
+            # before (the server spoke out of turn) must not see the last one's
+            self._state.final_dot_sent = False
+            self._state.replies_read = 0
             if job.request is QUIT_JOB:
                 return QUIT_JOB, None
             return job.request, job.body() if job.body is not None else None

@@ -191,6 +191,9 @@ class SessionProtocol(TwistedProtocol):
                     self._resume_reading()
                     return
                 value, self._body = got
+                if self._reader.pending:
+                    self._out_of_turn()
+                    return
             elif isinstance(action, JobDone):
                 if self._job_done is not None:
                     self._job_done(action)
@@ -208,7 +211,26 @@ class SessionProtocol(TwistedProtocol):
             raise RuntimeError("the session is not waiting for a job")
         self.idle = False
         self._body = body
+        if self._reader.pending:
+            self._out_of_turn()
+            return
         self._advance(job)
+
+    def _out_of_turn(self) -> None:
+        """The server sent something while no command was pending (between jobs):
+        a ``421`` before it closes an idle connection, or a broken server.  Nothing
+        of the next job has been sent; the connection is given up."""
+        try:
+            reply = self._next_reply()
+        except SMTPFailure:
+            reply = None
+        if reply is not None and reply.code == 421:
+            failure = SMTPFailure(sysexits.EX_UNAVAILABLE, "the server is closing the connection",
+                                  reply, cause=Cause.CLOSED)
+        else:
+            failure = SMTPFailure(sysexits.EX_PROTOCOL, "the server sent data out of turn",
+                                  reply, cause=Cause.PROTOCOL)
+        self._fail(failure)
 
     def _ask_password(self) -> Any:
         """The password source may block (a prompt on the terminal, as msmtp does) or

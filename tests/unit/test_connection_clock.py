@@ -200,3 +200,39 @@ def test_sender_queue_timeout_counts_from_the_call() -> None:
     clock.advance(5)
     assert failure_of(second).cause is Cause.TIMEOUT
     assert first == []
+
+
+def test_sender_retries_when_an_idle_connection_said_421_without_closing() -> None:
+    """A 421 that arrived while the connection was idle belongs to no command: the
+    next send gives the connection up before sending anything and goes again on a
+    new one (nothing of it reached the old server)."""
+    clock, endpoint = Clock(), Endpoint()
+    sender = Sender(clock, account(), connections=1, endpoint=endpoint)
+    first = outcome(sender.send(None, ["a@x"], b"Subject: s\n\nb\n"))
+    old = endpoint.servers[0]
+    old.reply(b"220 hi\r\n" + EHLO)
+    old.reply(b"250 ok\r\n250 ok\r\n354 go\r\n")
+    old.reply(b"250 queued\r\n")
+    assert len(first) == 1 and not isinstance(first[0], Failure)
+    old.said()
+    old.reply(b"421 4.4.2 idle too long\r\n")  # and the server does not close
+    second = outcome(sender.send(None, ["b@x"], b"Subject: s\n\nb\n"))
+    assert old.said() == b"" and not old.open
+    assert len(endpoint.servers) == 2
+    new = endpoint.servers[1]
+    new.reply(b"220 hi\r\n" + EHLO)
+    assert new.said() == b"EHLO client.test\r\nMAIL FROM:<me@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n"
+    new.reply(b"250 ok\r\n250 ok\r\n354 go\r\n")
+    new.reply(b"250 queued\r\n")
+    assert len(second) == 1 and not isinstance(second[0], Failure), second
+
+
+def test_connection_fails_a_job_when_the_server_spoke_out_of_turn() -> None:
+    clock, endpoint = Clock(), Endpoint()
+    conn, server = ready(clock, endpoint)
+    server.reply(b"250 surprise\r\n")
+    got = outcome(conn.send(None, ["a@x"], b"x\n"))
+    failure = failure_of(got)
+    assert (failure.cause, failure.message) == (Cause.PROTOCOL,
+                                                "the server sent data out of turn")
+    assert server.said() == b"" and not server.open
