@@ -537,6 +537,11 @@ def _flush_tls(transport: Any) -> None:
         flush = getattr(aggregator, "flush", None)
         if flush is not None:
             flush()
+            # and its call to flush at the next turn, which would cost a turn
+            scheduled = getattr(aggregator, "_scheduled", None)
+            if scheduled is not None and scheduled.active():
+                scheduled.cancel()
+                aggregator._scheduled = None
 
 
 @implementer(IPullProducer)
