@@ -85,6 +85,7 @@ class Sender:
         self._waiting: deque[_Send] = deque()
         self._idle: list[Connection] = []
         self._idle_timers: dict[Connection, DelayedCall] = {}
+        self._idle_since: dict[Connection, float] = {}
         self._busy: set[Connection] = set()
         self._all: set[Connection] = set()
         self._opening = 0
@@ -139,11 +140,10 @@ class Sender:
             break
 
     def _take_idle(self) -> Connection | None:
+        # the idle timer is left running: it checks when it fires (one timer per
+        # idle period, not one per mail)
         while self._idle:
             conn = self._idle.pop()
-            timer = self._idle_timers.pop(conn, None)
-            if timer is not None and timer.active():
-                timer.cancel()
             if conn.reusable:
                 return conn
         return None
@@ -248,19 +248,27 @@ class Sender:
         if conn in self._idle:
             return
         self._idle.append(conn)
-        if not self._closing:
+        self._idle_since[conn] = self._reactor.seconds()
+        if not self._closing and conn not in self._idle_timers:
             self._idle_timers[conn] = self._reactor.callLater(
-                self._idle_timeout, self._retire, conn)
+                self._idle_timeout, self._idle_check, conn)
 
-    def _retire(self, conn: Connection) -> None:
+    def _idle_check(self, conn: Connection) -> None:
         self._idle_timers.pop(conn, None)
-        if conn in self._idle:
-            self._idle.remove(conn)
-            conn.quit()
+        if conn not in self._idle:
+            return  # busy (a new timer starts when it is idle again) or gone
+        idle_for = self._reactor.seconds() - self._idle_since.get(conn, 0.0)
+        if idle_for < self._idle_timeout:
+            self._idle_timers[conn] = self._reactor.callLater(
+                self._idle_timeout - idle_for, self._idle_check, conn)
+            return
+        self._idle.remove(conn)
+        conn.quit()
 
     def _closed(self, conn: Connection) -> None:
         self._all.discard(conn)
         self._busy.discard(conn)
+        self._idle_since.pop(conn, None)
         if conn in self._idle:
             self._idle.remove(conn)
         timer = self._idle_timers.pop(conn, None)

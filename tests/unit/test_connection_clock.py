@@ -236,3 +236,29 @@ def test_connection_fails_a_job_when_the_server_spoke_out_of_turn() -> None:
     assert (failure.cause, failure.message) == (Cause.PROTOCOL,
                                                 "the server sent data out of turn")
     assert server.said() == b"" and not server.open
+
+
+def test_sender_idle_timeout_counts_from_the_last_mail() -> None:
+    clock, endpoint = Clock(), Endpoint()
+    sender = Sender(clock, account(), connections=1, idle_timeout=30, endpoint=endpoint)
+
+    def one(to: bytes) -> None:
+        got = outcome(sender.send(None, [to.decode()], b"Subject: s\n\nb\n"))
+        server.reply(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        server.reply(b"250 queued\r\n")
+        assert len(got) == 1 and not isinstance(got[0], Failure)
+
+    got = outcome(sender.send(None, ["a@x"], b"Subject: s\n\nb\n"))
+    server = endpoint.servers[0]
+    server.reply(b"220 hi\r\n" + EHLO)
+    server.reply(b"250 ok\r\n250 ok\r\n354 go\r\n")
+    server.reply(b"250 queued\r\n")
+    assert len(got) == 1
+    clock.advance(20)
+    one(b"b@x")  # reused at 20 s: idle again from here
+    server.said()
+    clock.advance(20)  # 40 s: the first timer fires, 20 s idle only
+    assert server.said() == b"" and server.open
+    clock.advance(10)  # 50 s: 30 s since the last mail
+    assert server.said() == b"QUIT\r\n"
+    assert len(endpoint.servers) == 1
