@@ -532,16 +532,19 @@ class SessionProtocol(TwistedProtocol):
 def _flush_tls(transport: Any) -> None:
     """Twisted's TLS layer holds small writes until the next reactor turn to join
     them; ours are joined already (one write per round trip), so send at once."""
-    if getattr(transport, "TLS", False):
-        aggregator = getattr(getattr(transport, "protocol", None), "_aggregator", None)
-        flush = getattr(aggregator, "flush", None)
-        if flush is not None:
-            flush()
-            # and its call to flush at the next turn, which would cost a turn
-            scheduled = getattr(aggregator, "_scheduled", None)
-            if scheduled is not None and scheduled.active():
-                scheduled.cancel()
-                aggregator._scheduled = None
+    # STARTTLS: the TCP transport passes writes to its TLS protocol; implicit TLS:
+    # the transport is the TLS protocol
+    holder = getattr(transport, "protocol", None) if getattr(transport, "TLS", False) \
+        else transport
+    aggregator = getattr(holder, "_aggregator", None)
+    flush = getattr(aggregator, "flush", None)
+    if flush is not None:
+        flush()
+        # and its call to flush at the next turn, which would cost a turn
+        scheduled = getattr(aggregator, "_scheduled", None)
+        if scheduled is not None and scheduled.active():
+            scheduled.cancel()
+            aggregator._scheduled = None
 
 
 @implementer(IPullProducer)

@@ -392,7 +392,8 @@ def test_sender_reconnects_after_the_server_closed_an_idle_connection(tmp_path) 
     assert len(srv.messages) == 3
 
 
-def test_sender_over_starttls_with_auth(tmp_path) -> None:
+@pytest.mark.parametrize("implicit", [False, True], ids=["starttls", "implicit-tls"])
+def test_sender_over_tls_with_auth(tmp_path, implicit) -> None:
     from tests.servers.tlspki import PKI
 
     pki = PKI(tmp_path / "pki")
@@ -402,7 +403,7 @@ def test_sender_over_starttls_with_auth(tmp_path) -> None:
 
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(str(leaf.chain), str(leaf.key))
-    with RecordingServer(tls_context=ctx, auth={"u": "secret"}) as srv:
+    with RecordingServer(tls_context=ctx, implicit_tls=implicit, auth={"u": "secret"}) as srv:
         out = _run(tmp_path, srv.port, """
             @defer.inlineCallbacks
             def main(reactor):
@@ -412,7 +413,8 @@ def test_sender_over_starttls_with_auth(tmp_path) -> None:
                 yield sender.close()
                 print(json.dumps({"opened": sender.connections_opened}))
             task.react(main)
-        """, extra_rc=f"tls on\ntls_starttls on\ntls_trust_file {ca.cert}\n"
+        """, extra_rc=f"tls on\ntls_starttls {'off' if implicit else 'on'}\n"
+                      f"tls_trust_file {ca.cert}\n"
                       "tls_host_override localhost\nauth plain\nuser u\npassword secret\n")
         srv.wait_idle(timeout=20)
     assert out == {"opened": 1}
