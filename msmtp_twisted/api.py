@@ -46,6 +46,7 @@ from msmtp_twisted.protocol.connection import (
     Connection,
     PreparedMail,
     connect,
+    observe_mail,
 )
 from msmtp_twisted.protocol.pool import Sender
 from msmtp_twisted.smtp.client import Delivered
@@ -87,8 +88,11 @@ def send_mail(
     connection of its own: connect, send, QUIT.
 
     ``envelope_from`` None means the account's ``from``.  TLS (STARTTLS or
-    implicit) is used as the account says, with msmtp's verification rules.
-    DSN (``notify``, ``ret``, ``envid``) and ``partial_recipients`` as for
+    implicit) is used as the account says, with msmtp's verification rules; the
+    account's TLS files are read once, in a thread, on its first connection (see
+    :func:`msmtp_twisted.sending.endpoint.account_tls_context`).  Host names are
+    resolved off the reactor thread (:mod:`msmtp_twisted.net.resolve`).  DSN
+    (``notify``, ``ret``, ``envid``) and ``partial_recipients`` as for
     :meth:`Connection.send`.  Each read and write may wait the account's
     ``timeout``, else :data:`DEFAULT_TIMEOUT` seconds; ``timeout`` bounds the
     whole call.  ``d.cancel()`` before the final dot closes the connection and
@@ -125,7 +129,7 @@ def send_mail(
     def connected(conn: Connection) -> defer.Deferred[Delivered]:
         state["conn"] = conn
         remaining = None if deadline is None else max(deadline - reactor.seconds(), 0.0)
-        d = conn.send_prepared(mail, timeout=remaining)
+        d = conn.submit_mail(mail, timeout=remaining, log=False).deferred
         state["inner"] = d
 
         def quit(outcome: Any) -> Any:
@@ -151,4 +155,5 @@ def send_mail(
     d = connect(reactor, account)
     state["inner"] = d
     d.addCallback(connected).addBoth(finished)
+    observe_mail(result, account, mail)  # "delivered"/"failed": connecting included
     return result

@@ -88,7 +88,7 @@ def _delivery_errors() -> tuple[type[Exception], ...]:
     return (SMTPFailure, ConnectFailure)
 
 
-class MsmtpMailNotifier(MailNotifier):
+class MsmtpMailNotifier(MailNotifier):  # type: ignore[misc]  # Buildbot has no types
     """Buildbot's ``MailNotifier``, sending through msmtprc account ``account``.
 
     ``fromaddr``: the ``From:`` header and envelope sender, as for
@@ -108,7 +108,7 @@ class MsmtpMailNotifier(MailNotifier):
     _account: Account | None = None
     account_name: str = "default"
 
-    def checkConfig(  # type: ignore[override]
+    def checkConfig(
         self,
         fromaddr: str | None = None,
         *,
@@ -170,7 +170,7 @@ class MsmtpMailNotifier(MailNotifier):
         return super().reconfigServiceWithSibling(sibling)
 
     @defer.inlineCallbacks
-    def reconfigService(  # type: ignore[override]
+    def reconfigService(
         self,
         fromaddr: str | None = None,
         *,

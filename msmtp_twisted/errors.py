@@ -17,18 +17,50 @@ on (retry later, reconnect, give up) without reading the message::
 The cause is set where the failure is created (the session, the endpoint, the
 TLS layer), never recognised afterwards from the text.
 
-The classes:
+This is THE module of public exceptions: every exception a program using
+:mod:`msmtp_twisted.api`, :mod:`msmtp_twisted.protocol.compat`,
+:mod:`msmtp_twisted.buildbot` or :mod:`msmtp_twisted.config.account` can catch
+is defined here or re-exported from here (the modules that raise them
+re-export them too, under the same name).
 
+Sending (:func:`msmtp_twisted.api.send_mail`, the ``msmtp_twisted.sending``
+layer):
+
+- :class:`MsmtpError`: the base of all below but :class:`AccountError`.
 - :class:`ConnectFailure`: no connection (name lookup, refused, unreachable,
-  SOCKS proxy, unix socket).
+  unix socket).
+- :class:`SOCKS5Error`: the SOCKS5 proxy refused or broke its protocol.
 - :class:`SMTPFailure`: the SMTP/LMTP session failed (a refusal with the
   server's ``reply``, a missing capability, a broken connection, a protocol
-  violation, AUTH).
+  violation, AUTH).  ``lmtp_failures`` lists :class:`LMTPRecipientFailure`.
 - :class:`TLSFailure`: TLS could not be set up or the certificate was
   refused (a kind of :class:`SMTPFailure`, as it ends the session).
-- :class:`ConfigError` (:mod:`msmtp_twisted.config.parser`),
-  :class:`SelectError` (:mod:`msmtp_twisted.config.select`) and
-  :class:`AccountNotFound`: the configuration, when an account is loaded.
+- :class:`ReplyError`: bytes that are not an SMTP reply, from
+  :class:`~msmtp_twisted.smtp.reply.ReplyReader` used on its own (a session
+  reports them as an :class:`SMTPFailure`).
+
+Configuration (:func:`msmtp_twisted.api.load_account`, ``MsmtpMailNotifier``):
+
+- :class:`ConfigError`: a configuration file could not be read or parsed.
+- :class:`SelectError`: no usable account (incomplete, failing ``passwordeval``).
+- :class:`AccountNotFound`: no account of that name.
+- :class:`AccountError`: :meth:`Account.check
+  <msmtp_twisted.config.account.Account.check>` found the account unusable (a
+  ``ValueError``, with msmtp's text; :func:`~msmtp_twisted.api.load_account`
+  turns it into a :class:`SelectError`).
+
+The ``twisted.mail.smtp`` drop-in (:mod:`msmtp_twisted.protocol.compat`):
+:class:`SMTPDeliveryError`, :class:`SMTPConnectError`,
+:class:`SMTPTimeoutError`, :class:`SMTPProtocolError`, :class:`SMTPTLSError`
+(also as :data:`TLSError`), :class:`EHLORequiredError`,
+:class:`AUTHRequiredError`, :class:`TLSRequiredError`,
+:class:`AUTHDeclinedError`, :class:`AuthenticationError`: each subclasses
+Twisted's class of the same name *and* :class:`SMTPFailure`; Twisted's own bases
+:class:`SMTPClientError`, :class:`ESMTPClientError` and :class:`SMTPError` are
+re-exported as they are (``twisted.mail.smtp``'s classes), for errbacks that
+trap those.  They are defined in :mod:`msmtp_twisted.protocol.compat_errors`
+(they need Twisted) and loaded from there the first time one is asked for here,
+so importing this module still imports no Twisted.
 
 Pure: no Twisted, nothing loaded at import time.
 """
@@ -43,17 +75,73 @@ from typing import TYPE_CHECKING
 from msmtp_twisted import sysexits
 
 if TYPE_CHECKING:
+    # re-exported (``__all__``), loaded at run time by __getattr__ below
+    from msmtp_twisted.protocol.compat_errors import (
+        AUTHDeclinedError,
+        AuthenticationError,
+        AUTHRequiredError,
+        EHLORequiredError,
+        ESMTPClientError,
+        SMTPClientError,
+        SMTPConnectError,
+        SMTPDeliveryError,
+        SMTPError,
+        SMTPProtocolError,
+        SMTPTimeoutError,
+        SMTPTLSError,
+        TLSError,
+        TLSRequiredError,
+    )
     from msmtp_twisted.smtp.reply import Reply
 
 __all__ = [
+    "AUTHDeclinedError",
+    "AUTHRequiredError",
+    "AccountError",
     "AccountNotFound",
+    "AuthenticationError",
     "Cause",
+    "ConfigError",
     "ConnectFailure",
+    "EHLORequiredError",
+    "ESMTPClientError",
     "LMTPRecipientFailure",
     "MsmtpError",
+    "ReplyError",
+    "SMTPClientError",
+    "SMTPConnectError",
+    "SMTPDeliveryError",
+    "SMTPError",
     "SMTPFailure",
+    "SMTPProtocolError",
+    "SMTPTLSError",
+    "SMTPTimeoutError",
+    "SOCKS5Error",
+    "SelectError",
+    "TLSError",
     "TLSFailure",
+    "TLSRequiredError",
 ]
+
+#: the classes of the ``twisted.mail.smtp`` drop-in, loaded on first use
+_COMPAT_ERRORS = frozenset({
+    "AUTHDeclinedError", "AUTHRequiredError", "AuthenticationError", "EHLORequiredError",
+    "ESMTPClientError", "SMTPClientError", "SMTPConnectError", "SMTPDeliveryError",
+    "SMTPError", "SMTPProtocolError", "SMTPTLSError", "SMTPTimeoutError", "TLSError",
+    "TLSRequiredError",
+})
+
+
+if not TYPE_CHECKING:
+    # hidden from type checkers: a module __getattr__ would make every name exist
+
+    def __getattr__(name: str) -> object:
+        # PEP 562: the drop-in's classes need Twisted; load them only when asked for
+        if name in _COMPAT_ERRORS:
+            from msmtp_twisted.protocol import compat_errors
+
+            return getattr(compat_errors, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Cause(enum.Enum):
@@ -172,6 +260,42 @@ class TLSFailure(SMTPFailure):
 
     def __init__(self, exitcode: int, message: str, *, cause: Cause) -> None:
         super().__init__(exitcode, message, cause=cause)
+
+
+class SOCKS5Error(MsmtpError):
+    """The SOCKS5 negotiation failed; ``message`` and ``exitcode`` are msmtp's."""
+
+    def __init__(self, exitcode: int, message: str, *, cause: Cause = Cause.PROXY) -> None:
+        super().__init__(exitcode, message, cause=cause)
+
+
+class ConfigError(MsmtpError):
+    """A configuration file could not be read; ``exitcode`` is what msmtp exits with."""
+
+    def __init__(self, message: str, exitcode: int = sysexits.EX_CONFIG) -> None:
+        super().__init__(exitcode, message, cause=Cause.CONFIG)
+
+
+class SelectError(MsmtpError):
+    """No usable account: none chosen, or the chosen one is incomplete."""
+
+    def __init__(
+        self, message: str, exitcode: int = sysexits.EX_CONFIG, info: Sequence[str] = ()
+    ) -> None:
+        super().__init__(exitcode, message, cause=Cause.CONFIG)
+        #: informational lines msmtp prints (with -P/-d) before failing
+        self.info = list(info)
+
+
+class AccountError(ValueError):
+    """The account is incomplete or inconsistent (msmtp's ``check_account``)."""
+
+
+class ReplyError(Exception):
+    """The server's bytes are not a valid reply (msmtp's SMTP_EPROTO).
+
+    Raised by :class:`~msmtp_twisted.smtp.reply.ReplyReader`; a session turns it
+    into an :class:`SMTPFailure` (:attr:`Cause.PROTOCOL`)."""
 
 
 class AccountNotFound(MsmtpError, LookupError):

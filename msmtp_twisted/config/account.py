@@ -1,40 +1,66 @@
-"""An account: one set of settings, as read from msmtprc and/or the command line."""
+"""An account: one set of settings, as read from msmtprc and/or the command line.
+
+Built in code, it is a typed object::
+
+    from msmtp_twisted.config.account import Account
+
+    account = Account(id="relay", host="127.0.0.1", port=2525, auth_mech="PLAIN",
+                      username="u", password="secret", timeout=30)
+
+The attributes and keyword arguments are those of
+:class:`~msmtp_twisted.config.account_fields.AccountFields`, generated from the
+msmtprc command table (field names, not msmtprc spellings: ``username`` for
+``user``, ``auth_mech`` for ``auth``, ``from_addr`` for ``from``); values are
+what the msmtprc parser produces (``auth_mech`` upper case, ``""`` for "choose").
+"""
 
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from msmtp_twisted.config.account_fields import AccountFields
 from msmtp_twisted.config.commands import SETTING_DEFAULTS
+from msmtp_twisted.errors import AccountError
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from msmtp_twisted.config.account_fields import AccountSettings
 
 __all__ = ["Account", "AccountError"]
 
 
-class AccountError(ValueError):
-    """The account is incomplete or inconsistent (msmtp's ``check_account``)."""
-
-
-class Account:
+class Account(AccountFields):
     """Settings of one account.
 
-    Every field of :data:`~msmtp_twisted.config.commands.SETTINGS` is an attribute.
+    Every field of :data:`~msmtp_twisted.config.commands.SETTINGS` is an attribute
+    (typed in :class:`~msmtp_twisted.config.account_fields.AccountFields`), and a
+    keyword argument: ``Account(id="x", host="mail.example.com", tls=True)``.
     ``mask`` holds the fields that were set explicitly in this account's own
-    definition (or on the command line); only those override another account.
+    definition (or on the command line, or as keyword arguments here); only those
+    override another account.
     """
 
     id: str | None
     conffile: str | None
     mask: set[str]
 
-    def __init__(self, id: str | None = None, conffile: str | None = None) -> None:
+    def __init__(
+        self,
+        id: str | None = None,
+        conffile: str | None = None,
+        **settings: Unpack[AccountSettings],
+    ) -> None:
         self.id = id
         self.conffile = conffile
-        self.mask = set()
-        for name, value in SETTING_DEFAULTS.items():
-            setattr(self, name, value)
-
-    def __getattr__(self, name: str) -> Any:  # only reached for unknown names
-        raise AttributeError(name)
+        self.mask = set(settings)
+        vars(self).update(SETTING_DEFAULTS)
+        if settings:
+            for name in settings:
+                if name not in SETTING_DEFAULTS:
+                    raise TypeError(f"Account() got an unexpected keyword argument {name!r}")
+            vars(self).update(settings)
 
     def copy(self) -> Account:
         new = copy.copy(self)

@@ -120,6 +120,9 @@ class Kind:
     command-line option with an optional argument, absent).  ``required`` means
     an msmtprc line with an empty argument is an error ("needs an argument").
     ``no_argument`` means the msmtprc command must have no argument at all.
+    ``type`` is the type of what ``parse`` returns, as Python source text: the
+    typed :class:`~msmtp_twisted.config.account.Account` attributes are generated
+    from it (:mod:`msmtp_twisted.config.fieldgen`).
     """
 
     name: str
@@ -128,6 +131,7 @@ class Kind:
     no_argument: bool = False
     values: tuple[str, ...] = ()
     doc: str = ""
+    type: str = ""
 
 
 def _onoff(on: Any, off: Any, *, empty_is_on: bool = True) -> Callable[[str], Any]:
@@ -278,38 +282,56 @@ def _ignored(arg: str) -> None:
     return None
 
 
-ONOFF = Kind("on|off", _onoff(True, False), values=("on", "off"))
-ONOFF_INVERTED = Kind("on|off", _onoff(False, True), values=("on", "off"))
+ONOFF = Kind("on|off", _onoff(True, False), values=("on", "off"), type="bool")
+ONOFF_INVERTED = Kind("on|off", _onoff(False, True), values=("on", "off"), type="bool")
+
+def _literal(*values: str) -> str:
+    """The type text of a choice: ``Literal["a", "b"]``."""
+    return "Literal[" + ", ".join(f'"{v}"' for v in values) + "]"
+
 
 KINDS = {
-    "host": Kind("hostname", _string, required=True),
-    "port": Kind("number", _port, required=True),
-    "timeout": Kind("off|seconds", _timeout, required=True),
-    "protocol": Kind("smtp|lmtp", _protocol, required=True, values=("smtp", "lmtp")),
-    "string": Kind("text", _string),
-    "optional_string": Kind("[text]", _optional_string),
-    "file": Kind("[file]", _file),
-    "auth": Kind("[on|off|method]", _auth, values=("on", "off") + AUTH_METHODS),
-    "fingerprint": Kind("[fingerprint]", _fingerprint),
-    "dh_bits": Kind("[bits]", _dh_bits),
+    "host": Kind("hostname", _string, required=True, type="str"),
+    "port": Kind("number", _port, required=True, type="int"),
+    # float: a program may give a fraction of a second; msmtprc gives whole seconds
+    "timeout": Kind("off|seconds", _timeout, required=True, type="float"),
+    "protocol": Kind(
+        "smtp|lmtp", _protocol, required=True, values=("smtp", "lmtp"),
+        type=_literal("smtp", "lmtp"),
+    ),
+    "string": Kind("text", _string, type="str"),
+    "optional_string": Kind("[text]", _optional_string, type="str | None"),
+    "file": Kind("[file]", _file, type="str | None"),
+    "auth": Kind(
+        "[on|off|method]", _auth, values=("on", "off") + AUTH_METHODS,
+        type=_literal("", *(m.upper() for m in AUTH_METHODS)) + " | None",
+    ),
+    "fingerprint": Kind("[fingerprint]", _fingerprint, type="bytes | None"),
+    "dh_bits": Kind("[bits]", _dh_bits, type="int"),
     "dsn_notify": Kind(
-        "off|never|failure,delay,success", _dsn_notify, required=True
+        "off|never|failure,delay,success", _dsn_notify, required=True, type="str | None"
     ),
     "dsn_return": Kind(
         "off|headers|full",
         _dsn_return({"headers": "HDRS", "full": "FULL"}),
         required=True,
         values=("off", "headers", "full"),
+        type=_literal("HDRS", "FULL") + " | None",
     ),
-    "syslog": Kind("[on|off|facility]", _syslog, values=("on", "off") + SYSLOG_FACILITIES),
-    "proxy_port": Kind("[number]", _proxy_port),
+    "syslog": Kind(
+        "[on|off|facility]", _syslog, values=("on", "off") + SYSLOG_FACILITIES,
+        type=_literal(*SYSLOG_FACILITIES) + " | None",
+    ),
+    "proxy_port": Kind("[number]", _proxy_port, type="int"),
     "set_from_header": Kind(
         "[auto|on|off]",
         _choice({"": "auto", "auto": "auto", "on": "on", "off": "off"}),
         values=("auto", "on", "off"),
+        type=_literal("auto", "on", "off"),
     ),
     "set_auto_off": Kind(
-        "[auto|off]", _choice({"": "auto", "auto": "auto", "off": "off"}), values=("auto", "off")
+        "[auto|off]", _choice({"": "auto", "auto": "auto", "off": "off"}), values=("auto", "off"),
+        type=_literal("auto", "off"),
     ),
     "set_to_header": Kind(
         "[on|off|undisclosed_recipients]",
@@ -322,14 +344,18 @@ KINDS = {
             }
         ),
         values=("on", "off", "undisclosed_recipients"),
+        type=_literal("on", "off", "undisclosed_recipients"),
     ),
     # obsolete spellings that map onto the newer settings
-    "missing_header": Kind("[on|off]", _onoff("auto", "off"), values=("on", "off")),
-    "undisclosed": Kind(
-        "[on|off]", _onoff("undisclosed_recipients", "off"), values=("on", "off")
+    "missing_header": Kind(
+        "[on|off]", _onoff("auto", "off"), values=("on", "off"), type=_literal("auto", "off")
     ),
-    "noarg_false": Kind("", lambda arg: False, no_argument=True),
-    "ignored": Kind("", _ignored),
+    "undisclosed": Kind(
+        "[on|off]", _onoff("undisclosed_recipients", "off"), values=("on", "off"),
+        type=_literal("undisclosed_recipients", "off"),
+    ),
+    "noarg_false": Kind("", lambda arg: False, no_argument=True, type="bool"),
+    "ignored": Kind("", _ignored, type="None"),
 }
 
 
@@ -483,7 +509,8 @@ COMMANDS: tuple[Command, ...] = (
     # on|off only, no empty form: the manual's "(on|off)" and msmtp 1.8.23 agree
     Command(
         "allow_from_override", "allow_from_override",
-        Kind("on|off", _onoff(True, False, empty_is_on=False), values=("on", "off")),
+        Kind("on|off", _onoff(True, False, empty_is_on=False), values=("on", "off"),
+             type="bool"),
     ),
     Command("dsn_notify", "dsn_notify", K["dsn_notify"], ("dsn-notify",), short="N"),
     Command(
@@ -491,6 +518,7 @@ COMMANDS: tuple[Command, ...] = (
         cli_kind=Kind(
             "off|hdrs|headers|full",
             _dsn_return({"hdrs": "HDRS", "headers": "HDRS", "full": "FULL"}),
+            type=_literal("HDRS", "FULL") + " | None",
         ),
     ),
     Command(

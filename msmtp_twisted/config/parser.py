@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from msmtp_twisted import sysexits
 from msmtp_twisted.config.account import Account
 from msmtp_twisted.config.commands import InvalidArgument, command_by_name
-from msmtp_twisted.errors import Cause, MsmtpError
+from msmtp_twisted.errors import ConfigError
 
 __all__ = [
     "ConfigError",
@@ -30,13 +30,6 @@ __all__ = [
 MAX_LINE = 500
 
 BLANKS = " \t"
-
-
-class ConfigError(MsmtpError):
-    """A configuration file could not be read; ``exitcode`` is what msmtp exits with."""
-
-    def __init__(self, message: str, exitcode: int = sysexits.EX_CONFIG) -> None:
-        super().__init__(exitcode, message, cause=Cause.CONFIG)
 
 
 class EvalError(Exception):

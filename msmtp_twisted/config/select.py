@@ -14,11 +14,10 @@ import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from msmtp_twisted import sysexits
 from msmtp_twisted.config.account import Account, AccountError
 from msmtp_twisted.config.files import LoadedConfig, sysconfdir
 from msmtp_twisted.config.parser import ConfigError
-from msmtp_twisted.errors import Cause, MsmtpError
+from msmtp_twisted.errors import SelectError
 from msmtp_twisted.text import sanitize
 
 __all__ = [
@@ -28,17 +27,6 @@ __all__ = [
     "complete_account",
     "find_account_by_envelope_from",
 ]
-
-
-class SelectError(MsmtpError):
-    """No usable account: none chosen, or the chosen one is incomplete."""
-
-    def __init__(
-        self, message: str, exitcode: int = sysexits.EX_CONFIG, info: Sequence[str] = ()
-    ) -> None:
-        super().__init__(exitcode, message, cause=Cause.CONFIG)
-        #: informational lines msmtp prints (with -P/-d) before failing
-        self.info = list(info)
 
 
 def _ascii_lower(text: str) -> str:

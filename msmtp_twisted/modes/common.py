@@ -102,10 +102,15 @@ def run_account_session(account: Account, session: Any, *, body: Any = None,
             tls_problem = e
 
     def start(reactor: Any) -> Any:
+        from msmtp_twisted.net.resolve import GetaddrinfoResolver
         from msmtp_twisted.sending.connection import (
             fail_after_connecting,
             start_account_session,
         )
+
+        # the command waits for nothing else: look names up in this thread, as
+        # msmtp does, rather than start a thread pool (start-up time)
+        reactor.installNameResolver(GetaddrinfoResolver(reactor, blocking=True))
 
         if tls_problem is not None:
             return fail_after_connecting(reactor, account, tls_problem)

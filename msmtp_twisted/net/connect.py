@@ -5,17 +5,16 @@ binding to ``source_ip`` first when set, and reports the last failure with the
 host name as the user wrote it.  :class:`SequentialTCPEndpoint` does the same
 on Twisted's TCP endpoints; its failures are
 :class:`~msmtp_twisted.errors.ConnectFailure` carrying msmtp's message and exit
-code, and the cause.  The resolver is a parameter: the default calls
-``socket.getaddrinfo`` directly, which is what a one-shot command wants; a
-long-running Twisted program should pass one that does not block its reactor.
+code, and the cause.  Names are resolved as :mod:`msmtp_twisted.net.resolve`
+says for the reactor (off the reactor thread unless the reactor has no threads
+or the command asked for a blocking lookup), or by the ``resolve`` given.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, error
@@ -25,34 +24,22 @@ from zope.interface import implementer
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.errors import Cause, ConnectFailure
+from msmtp_twisted.net.resolve import (
+    AddrInfo,
+    ResolveError,
+    Resolver,
+    blocking_getaddrinfo,
+    resolver_for,
+)
 
 __all__ = [
+    "AddrInfo",
+    "ResolveError",
+    "Resolver",
     "SequentialTCPEndpoint",
     "UNIXEndpoint",
     "blocking_getaddrinfo",
 ]
-
-AddrInfo = tuple[int, str]  # (family, numeric address)
-Resolver = Callable[[str, int], "Sequence[AddrInfo] | defer.Deferred[Sequence[AddrInfo]]"]
-
-
-class ResolveError(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def blocking_getaddrinfo(host: str, port: int) -> list[AddrInfo]:
-    """All stream addresses for ``host``, in getaddrinfo's order."""
-    try:
-        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
-    except socket.gaierror as e:
-        raise ResolveError(e.strerror or str(e)) from None
-    except UnicodeError as e:
-        raise ResolveError(str(e)) from None
-    return [(family, sockaddr[0]) for family, _, _, _, sockaddr in infos
-            if family in (socket.AF_INET, socket.AF_INET6)]
-
 
 class _OneShotFactory(ClientFactory):
     """Connects once and reports the outcome on a Deferred.
@@ -61,6 +48,8 @@ class _OneShotFactory(ClientFactory):
     ``twisted.internet.endpoints`` loads OpenSSL, which a plain connection
     must not pay for at start-up.
     """
+
+    noisy = False  # no "Starting factory" line per connection in the program's log
 
     def __init__(self, wrapped: IProtocolFactory) -> None:
         self._wrapped = wrapped
@@ -120,7 +109,8 @@ class SequentialTCPEndpoint:
         *,
         timeout: float | None = None,
         source_ip: str | None = None,
-        resolve: Resolver = blocking_getaddrinfo,
+        resolve: Resolver | None = None,
+        on_connect: Callable[[str], None] | None = None,
     ) -> None:
         self._reactor = reactor
         self._host = host
@@ -128,11 +118,18 @@ class SequentialTCPEndpoint:
         self._timeout = timeout
         self._source_ip = source_ip
         self._resolve = resolve
+        #: called with the numeric address once a connection stands (a log event)
+        self.on_connect = on_connect
+
+    def resolver(self) -> Resolver:
+        """The lookup used: the one given, else the reactor's (chosen at connect time,
+        so a resolver installed after this endpoint was made is used)."""
+        return self._resolve if self._resolve is not None else resolver_for(self._reactor)
 
     @defer.inlineCallbacks
     def connect(self, protocolFactory: IProtocolFactory) -> Any:
         try:
-            addresses = yield defer.maybeDeferred(self._resolve, self._host, self._port)
+            addresses = yield defer.maybeDeferred(self.resolver(), self._host, self._port)
         except ResolveError as e:
             raise ConnectFailure(
                 sysexits.EX_NOHOST, f"cannot locate host {self._host}: {e.reason}",
@@ -153,6 +150,8 @@ class SequentialTCPEndpoint:
             except error.ConnectError as e:
                 last = e
                 continue
+            if self.on_connect is not None:
+                self.on_connect(address)
             return protocol
         if last is None:
             raise ConnectFailure(
@@ -178,10 +177,13 @@ class SequentialTCPEndpoint:
 class UNIXEndpoint:
     """A unix domain socket, with msmtp's error messages."""
 
-    def __init__(self, reactor: Any, path: str, *, timeout: float | None = None) -> None:
+    def __init__(self, reactor: Any, path: str, *, timeout: float | None = None,
+                 on_connect: Callable[[str], None] | None = None) -> None:
         self._reactor = reactor
         self._path = path
         self._timeout = timeout
+        #: called with the path once the connection stands (a log event)
+        self.on_connect = on_connect
 
     @defer.inlineCallbacks
     def connect(self, protocolFactory: IProtocolFactory) -> Any:
@@ -202,6 +204,8 @@ class UNIXEndpoint:
                 sysexits.EX_TEMPFAIL, f"cannot connect to {self._path}: {os.strerror(number)}",
                 cause=_cause_of(e, number),
             ) from None
+        if self.on_connect is not None:
+            self.on_connect(self._path)
         return protocol
 
 

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from msmtp_twisted import sysexits
-from msmtp_twisted.errors import Cause, MsmtpError
+from msmtp_twisted.errors import Cause, SOCKS5Error
 
 __all__ = [
     "BoundAddress",
@@ -77,13 +77,6 @@ GREETING = b"\x05\x01\x00"  # SOCKS5, one method: no authentication
 READ_ERROR = "network read error"
 RESET = "network read error: Connection reset by peer"
 TIMED_OUT = "network read error: the operation timed out"
-
-
-class SOCKS5Error(MsmtpError):
-    """The SOCKS5 negotiation failed; ``message`` and ``exitcode`` are msmtp's."""
-
-    def __init__(self, exitcode: int, message: str, *, cause: Cause = Cause.PROXY) -> None:
-        super().__init__(exitcode, message, cause=cause)
 
 
 def proxy_failure(reason: str) -> SOCKS5Error:

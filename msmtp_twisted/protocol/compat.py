@@ -205,6 +205,7 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
         self._reported = False
         self._cancelled_late = False
         self._msmtp: tuple[int, str, Reply | None] | None = None
+        self._final: tuple[int, bytes] | None = None  # the reply to the final dot
         tls, self._tls_problem = factory._tls_starter()
         self._tls = tls
         clock = _ProtocolClock(self)
@@ -212,14 +213,14 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
         # a foreign context); no timeouts there: TimeoutMixin's, as Twisted's
         wiring, finish = tls_wiring(tls, clock=clock, timeout=None, trace=self._trace_line)
         super().__init__(
-            self._session(), clock=clock,  # type: ignore[arg-type]
+            self._conversation(), clock=clock,  # type: ignore[arg-type]
             timeout=None, body=_FileBody(factory.file, self.resetTimeout), **wiring)
         finish(self)
         self.done.addBoth(self._session_done)
 
     # -- the conversation ---------------------------------------------------------
 
-    def _session(self) -> Generator[Any, Any, None]:
+    def _conversation(self) -> Generator[Any, Any, None]:
         """The conversation; a failure is reported the moment it is known (before
         QUIT), as Twisted's ``sendError`` reports it."""
         try:
@@ -240,13 +241,14 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
     def connectionMade(self) -> None:
         self.state.tls = ISSLTransport.providedBy(self.transport)
         self.setTimeout(self.factory.timeout)
+        self.factory._log_connect(self)
         super().connectionMade()
 
     def dataReceived(self, data: bytes) -> None:
         self.resetTimeout()
         super().dataReceived(data)
 
-    def connectionLost(self, reason: Failure = connectionDone) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._failureReason = reason
         self.setTimeout(None)
         super().connectionLost(reason)
@@ -261,7 +263,7 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
             self.log.append(b"<<< " + data.rstrip(b"\r\n"))
 
     def _abort(self) -> None:
-        transport = self.transport
+        transport: Any = self.transport
         if transport is None:
             return
         abort = getattr(transport, "abortConnection", None)
@@ -278,6 +280,7 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
     def sentMail(self, code: int, resp: bytes, numOk: int, addresses: Any, log: Any) -> None:
         """Twisted's ``SenderMixin.sentMail``: the result of the mail transaction."""
         self._reported = True
+        self._final = (code, resp)
         if code in _SUCCESS:
             self.factory._succeeded((numOk, addresses), self)
             return
@@ -361,7 +364,7 @@ class SenderProtocol(SessionProtocol, TimeoutMixin):
         self._abort()
 
 
-def _foreign_tls_failure(value: BaseException) -> tuple[int, str, Cause] | None:
+def _foreign_tls_failure(value: BaseException | None) -> tuple[int, str, Cause] | None:
     """msmtp's exit code, message and cause for a TLS failure of a context not ours
     (Twisted's ``optionsForClientTLS``, an OpenSSL context factory): a name check
     that failed (``service_identity``) or an OpenSSL handshake error; by type."""
@@ -398,7 +401,7 @@ def _recipients(toEmail: str | bytes | Iterable[str | bytes]) -> list[bytes]:
 
 def _wire(address: str | bytes) -> str:
     """The address between ``<>``, as Twisted's ``quoteaddr`` finds it."""
-    quoted = _twisted.quoteaddr(address)[1:-1].decode("ascii")
+    quoted: str = _twisted.quoteaddr(address)[1:-1].decode("ascii")
     if any(c in quoted for c in "\r\n\0"):
         raise ValueError(f"invalid mail address {address!r}")
     return quoted
@@ -409,7 +412,7 @@ class SMTPSenderFactory(ClientFactory):
 
     #: the HELO/EHLO name (Twisted's default: this host's fully qualified name)
     domain: bytes | str = _twisted.DNSNAME
-    protocol = SenderProtocol  # type: ignore[assignment]
+    protocol = SenderProtocol
     #: no "Starting factory" lines for each mail
     noisy = False
 
@@ -467,7 +470,7 @@ class SMTPSenderFactory(ClientFactory):
         p.factory = self
         call_later = getattr(self._reactor, "callLater", None)
         if call_later is not None:
-            p.callLater = call_later
+            p.callLater = call_later  # type: ignore[method-assign]
         self.currentProtocol = p
         return p
 
@@ -481,6 +484,7 @@ class SMTPSenderFactory(ClientFactory):
             self._late(proto, f"accepted by the server: {result!r}")
             return
         self.sendFinished = True
+        self._log_outcome(proto, result=result)
         self.result.callback(result)
 
     def _failed(self, exc: Any, proto: SenderProtocol | None = None) -> None:
@@ -488,7 +492,43 @@ class SMTPSenderFactory(ClientFactory):
             self._late(proto, f"refused: {exc}")
             return
         self.sendFinished = True
+        self._log_outcome(proto, failure=exc)
         self.result.errback(Failure(exc))
+
+    # -- log events (msmtp_twisted.sending.events; never the password or the mail) ---------
+
+    def _server_name(self) -> str | None:
+        name = getattr(self, "_hostname", None) or getattr(self._connector, "host", None)
+        if isinstance(name, bytes):
+            return name.decode("utf-8", "replace")
+        return name if isinstance(name, str) else None
+
+    def _log_connect(self, proto: SenderProtocol) -> None:
+        from msmtp_twisted.sending.events import log_connect
+
+        transport: Any = proto.transport
+        peer = transport.getPeer() if transport is not None else None
+        address = getattr(peer, "host", None)
+        tls = "tls" if proto.state.tls else ("starttls" if proto._tls is not None else "off")
+        log_connect(account=None, host=self._server_name() or address,
+                    port=getattr(peer, "port", None),
+                    address=address if isinstance(address, str) else None, tls=tls)
+
+    def _log_outcome(self, proto: SenderProtocol | None, *, result: Any = None,
+                     failure: BaseException | None = None) -> None:
+        from msmtp_twisted.sending.events import log_delivered, log_failed
+
+        common: dict[str, Any] = {"account": None, "host": self._server_name(),
+                                  "sender": self._wire_from, "recipients": list(self._wire_to)}
+        if failure is not None:
+            log_failed(failure=failure, **common)
+            return
+        final = getattr(proto, "_final", None)
+        log_delivered(size=None, reply_code=final[0] if final else None,
+                      reply=final[1].decode("utf-8", "replace") if final else None,
+                      replies=[[address.decode("utf-8", "replace") if isinstance(address, bytes)
+                                else str(address), code] for address, code, _ in result[1]],
+                      **common)
 
     def _late(self, proto: SenderProtocol | None, what: str) -> None:
         if proto is not None and proto._cancelled_late:
@@ -598,6 +638,7 @@ class ESMTPSenderFactory(SMTPSenderFactory):
         self._requireTransportSecurity = requireTransportSecurity
         self._hostname = hostname
         self._context: Any = None
+        self._tls_context: Any = None  # a TLSOptions' files, read once per factory
 
     def buildProtocol(self, addr: Any) -> SenderProtocol:
         p = super().buildProtocol(addr)
@@ -632,10 +673,13 @@ class ESMTPSenderFactory(SMTPSenderFactory):
             return None, None
         if isinstance(self._context, TLSOptions):
             from msmtp_twisted.tls.account import AccountTLS
+            from msmtp_twisted.tls.context import TLSContext
 
             try:
+                if self._tls_context is None:
+                    self._tls_context = TLSContext(self._context)
                 # a new one per connection: it keeps the connection's TLS state
-                return AccountTLS(self._context), None
+                return AccountTLS(self._context, context=self._tls_context), None
             except SMTPFailure as failure:  # unreadable files, bad priorities
                 return None, SMTPTLSError(-1, failure.message.encode(), isFatal=True,
                                           exitcode=failure.exitcode, message=failure.message,

@@ -15,9 +15,12 @@ Which class for which situation follows Twisted 26.10's ``SMTPClient``,
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from twisted.mail import smtp as _twisted
+
+# Twisted's bases, re-exported as they are: an errback may trap them
+from twisted.mail.smtp import ESMTPClientError, SMTPClientError, SMTPError
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.errors import Cause, SMTPFailure
@@ -28,8 +31,11 @@ __all__ = [
     "AUTHRequiredError",
     "AuthenticationError",
     "EHLORequiredError",
+    "ESMTPClientError",
+    "SMTPClientError",
     "SMTPConnectError",
     "SMTPDeliveryError",
+    "SMTPError",
     "SMTPProtocolError",
     "SMTPTLSError",
     "SMTPTimeoutError",
@@ -88,7 +94,8 @@ class _CompatError(SMTPFailure):
         self.recipients = []
 
     def __str__(self) -> str:
-        return self._twisted.__str__(self)
+        # every concrete subclass is also a Twisted SMTPClientError
+        return self._twisted.__str__(cast(_twisted.SMTPClientError, self))
 
 
 class EHLORequiredError(_CompatError, _twisted.EHLORequiredError):

@@ -46,7 +46,7 @@ from __future__ import annotations
 import io
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet import defer
 from twisted.internet.base import DelayedCall
@@ -75,7 +75,7 @@ if TYPE_CHECKING:
     from msmtp_twisted.protocol.session import SessionProtocol
     from msmtp_twisted.sending.mail import MailBody
 
-__all__ = ["DEFAULT_TIMEOUT", "Connection", "PreparedMail", "connect"]
+__all__ = ["DEFAULT_TIMEOUT", "Connection", "PreparedMail", "connect", "observe_mail"]
 
 #: Seconds a read or write may wait when neither the account (``timeout``) nor the
 #: caller says: a silent server never holds a library call for ever.
@@ -150,6 +150,14 @@ class PreparedMail:
         return MailBody(self._prepend, headers.iter_head(), headers.rest, stream, self._policy)
 
 
+def observe_mail(d: defer.Deferred[Any], account: Account, mail: PreparedMail) -> None:
+    """The ``delivered``/``failed`` log events for the send whose result ``d`` is
+    (:func:`~msmtp_twisted.sending.events.observe_delivery` reads only the envelope)."""
+    from msmtp_twisted.sending.events import observe_delivery
+
+    observe_delivery(d, account, cast(Any, mail.job))
+
+
 class _Encoded:
     """A small mail, encoded already (a ``BodySource``)."""
 
@@ -181,7 +189,7 @@ class _Job:
 
 
 def _failure(error: BaseException) -> Failure:
-    return Failure(error)  # type: ignore[no-untyped-call]
+    return Failure(error)
 
 
 def _closed_failure(message: str = "the connection is closed") -> SMTPFailure:
@@ -258,12 +266,17 @@ class Connection:
         """Send a :class:`PreparedMail` (which may be sent again elsewhere)."""
         return self.submit_mail(mail, timeout=timeout).deferred
 
-    def submit_mail(self, mail: PreparedMail, *, timeout: float | None = None) -> _Job:
+    def submit_mail(self, mail: PreparedMail, *, timeout: float | None = None,
+                    log: bool = True) -> _Job:
         """:meth:`send_prepared`, returning the job: its ``deferred``, and after it
         fired whether it ``started`` and whether its ``final_dot_sent`` (for a
-        caller that decides whether another attempt is safe)."""
+        caller that decides whether another attempt is safe).  ``log``: the
+        ``delivered``/``failed`` events (off for a caller that logs the outcome of
+        the whole send itself)."""
         job = _Job(self, mail.job, mail.body)
         self._submit(job, timeout)
+        if log:
+            observe_mail(job.deferred, self._account, mail)
         return job
 
     def etrn(self, argument: str, *, timeout: float | None = None) -> defer.Deferred[Reply]:
@@ -300,7 +313,7 @@ class Connection:
 
     # -- opening ------------------------------------------------------------------------
 
-    def _open(self, endpoint: Any, tls: Any) -> defer.Deferred[Connection]:
+    def _open(self, endpoint: Any, tls: Any) -> None:
         from msmtp_twisted.protocol.session import SessionProtocol
         from msmtp_twisted.sending.connection import tls_wiring
         from msmtp_twisted.sending.credentials import auth_request
@@ -344,7 +357,6 @@ class Connection:
             self._connecting = None
 
         d.addCallbacks(connected, failed)
-        return self._ready
 
     def _cancel_connect(self, d: defer.Deferred[Connection]) -> None:
         self._cancelled = True
@@ -515,19 +527,29 @@ def connect(reactor: Any, account: Account, *, timeout: float | None = None,
     host/port (the account's TLS settings still apply).  Cancelling the Deferred
     stops connecting, or closes the connection if it is open.
     """
-    from msmtp_twisted.errors import TLSFailure
     from msmtp_twisted.sending.credentials import password_in_thread
-    from msmtp_twisted.sending.endpoint import account_tls, endpoint_for
+    from msmtp_twisted.sending.endpoint import account_tls_in_thread, endpoint_for
 
-    try:
-        tls = account_tls(account)
-    except TLSFailure as e:
-        return defer.fail(e)
     if password is None:
         password = password_in_thread(reactor, account)
     conn = Connection(reactor, account, timeout=timeout, password=password)
-    if endpoint is None:
-        endpoint = endpoint_for(reactor, account, tls=tls)
-    elif tls is not None and not account.tls_starttls:
-        endpoint = tls.wrap_endpoint(endpoint)
-    return conn._open(endpoint, tls)
+
+    def open_with(tls: Any) -> None:
+        if conn._cancelled or conn._ready.called:
+            conn._ended = True
+            return  # cancelled while the TLS files were read
+        chosen = endpoint
+        if chosen is None:
+            chosen = endpoint_for(reactor, account, tls=tls)
+        elif tls is not None and not account.tls_starttls:
+            chosen = tls.wrap_endpoint(chosen)
+        conn._open(chosen, tls)
+
+    def no_tls(failure: Failure) -> None:
+        conn._ended = True
+        if not conn._ready.called:
+            conn._ready.errback(failure)
+
+    # the account's TLS files are read once, in a thread (TLSFailure if unusable)
+    account_tls_in_thread(reactor, account).addCallbacks(open_with, no_tls)
+    return conn._ready

@@ -44,7 +44,13 @@ from twisted.python.failure import Failure
 from msmtp_twisted import sysexits
 from msmtp_twisted.config.account import Account
 from msmtp_twisted.errors import Cause, MsmtpError, SMTPFailure
-from msmtp_twisted.protocol.connection import Connection, PreparedMail, _Job, connect
+from msmtp_twisted.protocol.connection import (
+    Connection,
+    PreparedMail,
+    _Job,
+    connect,
+    observe_mail,
+)
 from msmtp_twisted.smtp.client import Delivered
 
 __all__ = ["DEFAULT_CONNECTIONS", "DEFAULT_IDLE_TIMEOUT", "Sender"]
@@ -113,6 +119,8 @@ class Sender:
         send = _Send(self, mail, deadline)
         if timeout is not None:
             send.timer = self._reactor.callLater(timeout, self._expire, send)
+        # one delivered/failed event per send, whatever the attempts and connections
+        observe_mail(send.deferred, self._account, mail)
         self._waiting.append(send)
         self._dispatch()
         return send.deferred
@@ -180,7 +188,7 @@ class Sender:
         if send.deadline is not None:
             remaining = max(send.deadline - self._reactor.seconds(), 0.0)
         self._busy.add(conn)
-        job = conn.submit_mail(send.mail, timeout=remaining)
+        job = conn.submit_mail(send.mail, timeout=remaining, log=False)
         send.job = job
         job.deferred.addBoth(self._ran, send, conn, reused)
 
@@ -236,7 +244,7 @@ class Sender:
         send.timer = None
         if send in self._waiting:
             self._waiting.remove(send)
-            self._fire(send, Failure(SMTPFailure(  # type: ignore[no-untyped-call]
+            self._fire(send, Failure(SMTPFailure(
                 sysexits.EX_TEMPFAIL, "the send timed out before a connection was free",
                 cause=Cause.TIMEOUT)))
             self._maybe_closed()

@@ -7,11 +7,14 @@ and :mod:`msmtp_twisted.protocol.compat` all go the same way, one step per modul
 ``endpoint``       account → endpoint: TCP (msmtp's address order,
                    ``source_ip``), unix socket, SOCKS5 proxy, implicit TLS
                    around any of them; the account's :class:`AccountTLS`
+                   (its TLS files read once per account)
 ``credentials``    account → AUTH settings; password sources (key ring,
                    netrc, prompt; or in a thread, for a running reactor)
 ``mail``           mail preparation: header block read and scanned,
                    generated headers, body streamed through the DATA
                    encoder, envelope (:class:`SendmailRequest`)
+``events``         ``twisted.logger`` events: connect, delivered, failed
+                   (never a password or the mail)
 ``connection``     endpoint + sans-IO session → :class:`SessionProtocol`
                    with STARTTLS, the TLS trace, timeouts and msmtp's TLS
                    errors, wired once; its Deferred is the delivery result
@@ -19,7 +22,7 @@ and :mod:`msmtp_twisted.protocol.compat` all go the same way, one step per modul
 
 A send, as :func:`msmtp_twisted.api.send_mail` does it::
 
-    tls = account_tls(account)                          # TLS files read here
+    tls = yield account_tls_in_thread(reactor, account)  # files read once, in a thread
     headers = read_headers(stream, want_recipients=False)
     request, body = prepare_mail(account, sender, recipients, headers, stream)
     d = start_account_session(reactor, account, sendmail_session(request),
@@ -55,10 +58,13 @@ if TYPE_CHECKING:
     )
     from msmtp_twisted.sending.endpoint import (
         account_tls,
+        account_tls_context,
+        account_tls_in_thread,
         endpoint_for,
         peer_names,
         tls_warnings,
     )
+    from msmtp_twisted.sending.events import log_connected, observe_delivery
     from msmtp_twisted.sending.mail import (
         MailBody,
         ReadHeaders,
@@ -78,9 +84,13 @@ _WHERE = {
     "password_in_thread": "credentials",
     "password_source": "credentials",
     "account_tls": "endpoint",
+    "account_tls_context": "endpoint",
+    "account_tls_in_thread": "endpoint",
     "endpoint_for": "endpoint",
     "peer_names": "endpoint",
     "tls_warnings": "endpoint",
+    "log_connected": "events",
+    "observe_delivery": "events",
     "MailBody": "mail",
     "ReadHeaders": "mail",
     "build_body_parts": "mail",
@@ -93,12 +103,16 @@ __all__ = [
     "MailBody",
     "ReadHeaders",
     "account_tls",
+    "account_tls_context",
+    "account_tls_in_thread",
     "auth_host",
     "auth_request",
     "build_body_parts",
     "connect_session",
     "endpoint_for",
     "fail_after_connecting",
+    "log_connected",
+    "observe_delivery",
     "password_in_thread",
     "password_source",
     "peer_names",

@@ -95,7 +95,9 @@ def connect_session(endpoint: Any, proto: SessionProtocol) -> defer.Deferred[Any
     """Connect ``proto`` through ``endpoint``: its ``done``, or the connect failure."""
     from twisted.internet.protocol import Factory
 
-    d = endpoint.connect(Factory.forProtocol(lambda: proto))
+    factory = Factory.forProtocol(lambda: proto)
+    factory.noisy = False  # endpoints that start it would log "Starting factory"
+    d: defer.Deferred[Any] = endpoint.connect(factory)
     d.addCallback(lambda _: proto.done)
     return d
 
@@ -131,7 +133,9 @@ def fail_after_connecting(reactor: Any, account: Account,
 
     from msmtp_twisted.sending.endpoint import endpoint_for
 
-    d = endpoint_for(reactor, account).connect(Factory.forProtocol(Protocol))
+    factory = Factory.forProtocol(Protocol)
+    factory.noisy = False
+    d: defer.Deferred[Any] = endpoint_for(reactor, account).connect(factory)
 
     def connected(probe: Any) -> Any:
         probe.transport.loseConnection()

@@ -33,17 +33,24 @@ __all__ = [
     "CHANNEL_BINDING",
     "Capabilities",
     "Delivered",
+    "INLINE",
     "JobDone",
+    "MAX_COMMAND",
     "NEXT_JOB",
     "PASSWORD",
+    "PIPELINE_LIMIT",
     "RECEIVE",
     "SEND_BODY",
     "START_TLS",
     "Send",
     "SendmailRequest",
+    "SessionStart",
     "authenticate",
+    "command",
     "early_reply_failure",
+    "envelope",
     "etrn_session",
+    "greeting",
     "hello",
     "open_session",
     "parse_capabilities",
@@ -419,7 +426,8 @@ def envelope(
     mail = f"MAIL FROM:<{sender}>"
     if request.dsn_return:
         mail += f" RET={request.dsn_return}"
-    commands = [("MAIL", None, command(mail))]
+    commands: list[tuple[str, str | None, Send]] = [("MAIL", None, command(mail))]
+    rcpt: str | None
     for rcpt in request.recipients:
         text = f"RCPT TO:<{rcpt}>"
         if request.dsn_notify:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from msmtp_twisted.errors import ReplyError
+
 __all__ = ["MAX_LINE", "MAX_LINES", "Reply", "ReplyError", "ReplyReader"]
 
 #: msmtp reads reply lines into a 1024-byte buffer (with the terminating NUL).
@@ -35,10 +37,6 @@ class Reply:
 
     def is_transient(self) -> bool:
         return 400 <= self.code < 500
-
-
-class ReplyError(Exception):
-    """The server's bytes are not a valid reply (msmtp's SMTP_EPROTO)."""
 
 
 def _valid(line: bytes) -> bool:

@@ -10,6 +10,7 @@ from twisted.python.failure import Failure
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.errors import Cause, SMTPFailure, TLSFailure
+from msmtp_twisted.tls.context import TLSContext
 from msmtp_twisted.tls.creator import ClientTLS
 from msmtp_twisted.tls.endpoint import TLSWrapperEndpoint
 from msmtp_twisted.tls.options import TLSOptions
@@ -32,12 +33,16 @@ class AccountTLS:
     records why the connection ended and :meth:`translate` turns a failed session
     into msmtp's TLS error.
     ``on_established(info)`` is called after a successful verification.
+    ``context``: the account's :class:`~msmtp_twisted.tls.context.TLSContext`
+    (files read once, shared by its connections); without it the files are read
+    now.
     """
 
     def __init__(self, options: TLSOptions, *,
-                 on_established: Callable[[TLSInfo], None] | None = None) -> None:
+                 on_established: Callable[[TLSInfo], None] | None = None,
+                 context: TLSContext | None = None) -> None:
         self.options = options
-        self.creator = ClientTLS(options, on_connection=self._connection)
+        self.creator = ClientTLS(options, context=context, on_connection=self._connection)
         self.state: TLSState | None = None
         self.started = False
         self.lost_reason: Failure | None = None

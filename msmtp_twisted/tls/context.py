@@ -1,11 +1,18 @@
 """The OpenSSL context for :class:`~msmtp_twisted.tls.options.TLSOptions`:
-``tls_priorities`` applied, the client certificate and the trust anchors loaded."""
+``tls_priorities`` applied, the client certificate and the trust anchors loaded.
+
+:class:`TLSContext` is that context built once and shared by every connection
+made with it: the files are read when it is built, never again (a certificate
+or key replaced on disk afterwards is not seen until a new one is built).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, Any
 
 from OpenSSL import SSL
+from twisted.python.failure import Failure
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.errors import Cause, TLSFailure
@@ -14,8 +21,50 @@ from msmtp_twisted.tls.priorities import Priorities, PriorityError, parse_priori
 
 if TYPE_CHECKING:
     from msmtp_twisted.tls.options import TLSOptions
+    from msmtp_twisted.tls.state import TLSState
 
-__all__ = ["apply_priorities", "build_context"]
+__all__ = ["TLSContext", "apply_priorities", "build_context"]
+
+
+class TLSContext:
+    """The OpenSSL context of one :class:`~msmtp_twisted.tls.options.TLSOptions`,
+    built once (files read, priorities applied) and shared by its connections.
+
+    Building it reads the trust, CRL, certificate and key files, so it blocks:
+    build it where blocking is fine (loading an account, a thread) and keep it.
+    Raises :class:`~msmtp_twisted.errors.TLSFailure` as :func:`build_context`.
+    ``context`` wraps an existing OpenSSL context instead.
+
+    OpenSSL reports handshake events per context; :meth:`track` tells it which
+    :class:`~msmtp_twisted.tls.state.TLSState` a connection fills in.
+    """
+
+    def __init__(self, options: TLSOptions, context: SSL.Context | None = None) -> None:
+        self.options = options
+        self.context = context if context is not None else build_context(options)
+        self._states: weakref.WeakKeyDictionary[SSL.Connection, TLSState] = (
+            weakref.WeakKeyDictionary())
+        self.context.set_info_callback(self._info_callback)
+
+    def track(self, conn: SSL.Connection, state: TLSState) -> None:
+        self._states[conn] = state
+
+    def state_of(self, conn: SSL.Connection) -> TLSState | None:
+        return self._states.get(conn)
+
+    def _info_callback(self, conn: SSL.Connection, where: int, ret: int) -> None:
+        state = self._states.get(conn)
+        if state is None:
+            return
+        try:
+            if where & SSL.SSL_CB_ALERT and where & SSL.SSL_CB_READ and (ret >> 8) == 2:
+                state.alert = ret & 0xFF
+            if where & SSL.SSL_CB_HANDSHAKE_DONE:
+                state._handshake_completed(conn)
+        except BaseException:  # never let an exception escape into OpenSSL
+            tls_protocol: Any = conn.get_app_data()
+            if tls_protocol is not None:
+                tls_protocol.failVerification(Failure())
 
 
 def build_context(options: TLSOptions) -> SSL.Context:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 from OpenSSL import SSL
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from msmtp_twisted.tls.context import TLSContext
 from msmtp_twisted.tls.options import TLSOptions
 from msmtp_twisted.tls.state import TLSState
 
@@ -24,21 +23,25 @@ class ClientTLS:
     Usable with ``transport.startTLS(creator)``, Twisted's ``wrapClientTLS`` or
     :class:`TLSWrapperEndpoint`.  ``on_connection(state)`` is called with the
     :class:`TLSState` of each new connection.
+
+    ``context``: a :class:`~msmtp_twisted.tls.context.TLSContext` to share (its
+    files already read), an OpenSSL context, or None to build one now (reading
+    the files).
     """
 
-    def __init__(self, options: TLSOptions, *, context: SSL.Context | None = None,
+    def __init__(self, options: TLSOptions, *,
+                 context: TLSContext | SSL.Context | None = None,
                  on_connection: Callable[[TLSState], None] | None = None) -> None:
         self.options = options
-        self._context = context if context is not None else options.context()
-        self._states: weakref.WeakKeyDictionary[SSL.Connection, TLSState] = (
-            weakref.WeakKeyDictionary())
+        if not isinstance(context, TLSContext):
+            context = TLSContext(options, context)
+        self.tls_context = context
         self.on_connection = on_connection
-        self._context.set_info_callback(self._info_callback)
 
     def clientConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
-        conn = SSL.Connection(self._context, None)
+        conn = SSL.Connection(self.tls_context.context, None)
         state = TLSState(self.options)
-        self._states[conn] = state
+        self.tls_context.track(conn, state)
         conn.set_app_data(tlsProtocol)
         sni = self.options.server_name_indication()
         if sni:
@@ -60,18 +63,4 @@ class ClientTLS:
         return conn
 
     def state_of(self, conn: SSL.Connection) -> TLSState | None:
-        return self._states.get(conn)
-
-    def _info_callback(self, conn: SSL.Connection, where: int, ret: int) -> None:
-        state = self._states.get(conn)
-        if state is None:
-            return
-        try:
-            if where & SSL.SSL_CB_ALERT and where & SSL.SSL_CB_READ and (ret >> 8) == 2:
-                state.alert = ret & 0xFF
-            if where & SSL.SSL_CB_HANDSHAKE_DONE:
-                state._handshake_completed(conn)
-        except BaseException:  # never let an exception escape into OpenSSL
-            tls_protocol = conn.get_app_data()
-            if tls_protocol is not None:
-                tls_protocol.failVerification(Failure())
+        return self.tls_context.state_of(conn)
