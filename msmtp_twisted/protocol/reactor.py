@@ -28,6 +28,30 @@ def without_tls() -> None:
             sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
+def without_twisted_ssl() -> None:
+    """Import the reactor without ``twisted.internet.ssl``.
+
+    Our TLS needs the reactor's ``twisted.protocols.tls`` (STARTTLS, TLS
+    wrappers) and our own OpenSSL wiring (:mod:`msmtp_twisted.tls`), but not
+    ``twisted.internet.ssl``, which the reactor imports only for its old
+    ``connectSSL`` path and which loads ``_sslverify``, ``service_identity``,
+    ``idna`` and cryptography's serialization (about 30 ms of a command's
+    start-up).  The module is kept out only while the reactor is imported: a
+    later ``from twisted.internet import ssl`` works as usual.
+    """
+    import sys
+
+    if "twisted.internet.reactor" in sys.modules or "twisted.internet.ssl" in sys.modules:
+        return
+    sys.modules["twisted.internet.ssl"] = None  # type: ignore[assignment]
+    try:
+        # posixbase imports it inside try/except ImportError: "no old-style SSL"
+        from twisted.internet import reactor  # noqa: F401
+    finally:
+        if sys.modules.get("twisted.internet.ssl", False) is None:
+            del sys.modules["twisted.internet.ssl"]
+
+
 def run_until_done(start: Callable[[Any], Any]) -> Any:
     """Run ``start(reactor)`` (which returns a Deferred) to completion.
 
