@@ -432,14 +432,16 @@ def child_env(home: Path) -> dict[str, str]:
 
 
 def run_process(cmd: Sequence[str], env: dict[str, str], timeout: float, *,
-                stdin: Path | None = None) -> tuple[float, int, int, bytes, bytes]:
+                stdin: Path | None = None,
+                cwd: Path | None = None) -> tuple[float, int, int, bytes, bytes]:
     """(wall seconds, peak RSS KiB, exit code, stdout, stderr) of one process, killed
     after ``timeout`` seconds."""
     with contextlib.ExitStack() as stack:
         fin = stack.enter_context(open(stdin, "rb")) if stdin else subprocess.DEVNULL
         err = stack.enter_context(tempfile.TemporaryFile())
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=fin, stdout=subprocess.PIPE, stderr=err, env=env)
+        proc = subprocess.Popen(cmd, stdin=fin, stdout=subprocess.PIPE, stderr=err, env=env,
+                                cwd=cwd)
         killer = threading.Timer(timeout, proc.kill)
         killer.start()
         try:
@@ -557,8 +559,10 @@ def startup(targets: dict[str, Target], small: Path, args: Any,
     errors: dict[str, str] = {}
     for turn in range(args.startup_runs + 1):  # the first turn warms caches, not counted
         for key in list(times):
+            # not in a checkout: ``python -m`` puts the current directory first
             elapsed, _, code, _, err = run_process(commands[key][1] or [],
-                                                   envs.get(key, env), 60, stdin=small)
+                                                   envs.get(key, env), 60, stdin=small,
+                                                   cwd=small.parent)
             if code != 0:
                 errors[key] = f"exit {code}: {err.decode(errors='replace').strip()[-200:]}"
                 del times[key]
