@@ -81,13 +81,16 @@ def test_usage_error_imports_nothing_heavy(tmp_path) -> None:
 # `from twisted.internet import reactor, ssl` loads (our tls/verify.py decides
 # plain names and IP addresses itself), cryptography's serialization (the trust
 # file goes in as PEM), and what only other paths use: Twisted's mail and DNS
-# code, endpoints, ldap3, keyring, mail composing, netrc, SOCKS, the drop-in.
+# code, endpoints, ldap3, keyring, mail composing, netrc, SOCKS, the drop-in,
+# and http.cookiejar's imports, which Twisted binds and nothing here uses.
 NOT_ON_STARTTLS_PATH = (
     "twisted.internet._sslverify", "twisted.internet._service_identity",
     "service_identity", "idna", "cryptography.hazmat.primitives.serialization",
     "twisted.mail", "twisted.names", "twisted.internet.endpoints", "ldap3", "keyring",
     "email.mime", "email.generator", "netrc", "secrets",
     "msmtp_twisted.protocol.compat", "msmtp_twisted.auth.keyring", "msmtp_twisted.net.socks",
+    # what twisted.python.compat's http.cookiejar loads (protocol/reactor.py)
+    "urllib.request", "http.client", "email.parser",
 )
 
 
@@ -113,11 +116,33 @@ def test_starttls_auth_plain_imports_only_what_it_needs(tmp_path, host) -> None:
     assert unneeded == []
 
 
-def test_twisted_ssl_still_importable_after_the_reactor(tmp_path) -> None:
-    """The reactor is imported without twisted.internet.ssl, which stays importable."""
-    code = ("from msmtp_twisted.protocol.reactor import without_twisted_ssl\n"
+def test_plain_mail_does_not_load_cookiejar(tmp_path) -> None:
+    from tests.servers.recording import RecordingServer
+
+    with RecordingServer() as server:
+        rc = f"account default\nhost 127.0.0.1\nport {server.port}\nfrom a@example.com\n"
+        names = _imported_modules(["rcpt@example.org"], rc, tmp_path)
+        assert len(server.messages) == 1
+    assert "twisted.internet.reactor" in names
+    assert not [n for n in names if n.startswith(("urllib.request", "http.client", "OpenSSL"))]
+
+
+def test_deferred_and_blocked_modules_still_work(tmp_path) -> None:
+    """The reactor is imported without twisted.internet.ssl, which stays importable;
+    http.cookiejar loads when it is used."""
+    code = ("from msmtp_twisted.protocol.reactor import defer_unused_modules, "
+            "without_twisted_ssl\n"
             "import sys\n"
+            "defer_unused_modules()\n"
             "without_twisted_ssl()\n"
+            "assert 'urllib.request' not in sys.modules\n"
+            "from twisted.python.compat import cookielib\n"
+            "from http.cookiejar import CookieJar\n"
+            "assert 'urllib.request' in sys.modules\n"
+            "assert cookielib.CookieJar is CookieJar\n"
+            "assert cookielib.DefaultCookiePolicy is sys.modules['http.cookiejar']"
+            ".DefaultCookiePolicy\n"
+            "CookieJar()\n"
             "assert 'twisted.internet.reactor' in sys.modules\n"
             "assert 'twisted.internet._sslverify' not in sys.modules\n"
             "from twisted.internet import reactor, ssl\n"
