@@ -82,7 +82,8 @@ def test_usage_error_imports_nothing_heavy(tmp_path) -> None:
 # plain names and IP addresses itself), cryptography's serialization (the trust
 # file goes in as PEM), and what only other paths use: Twisted's mail and DNS
 # code, endpoints, ldap3, keyring, mail composing, netrc, SOCKS, the drop-in,
-# and http.cookiejar's imports, which Twisted binds and nothing here uses.
+# and http.cookiejar's imports and the other modules that Twisted or the standard
+# library bind and nothing here uses (protocol/reactor.py).
 NOT_ON_STARTTLS_PATH = (
     "twisted.internet._sslverify", "twisted.internet._service_identity",
     "service_identity", "idna", "cryptography.hazmat.primitives.serialization",
@@ -90,7 +91,8 @@ NOT_ON_STARTTLS_PATH = (
     "email.mime", "email.generator", "netrc", "secrets",
     "msmtp_twisted.protocol.compat", "msmtp_twisted.auth.keyring", "msmtp_twisted.net.socks",
     # what twisted.python.compat's http.cookiejar loads (protocol/reactor.py)
-    "urllib.request", "http.client", "email.parser",
+    "urllib.request", "http.client", "email.parser", "asyncio.sslproto", "locale", "pickle",
+    "textwrap",
 )
 
 
@@ -143,6 +145,14 @@ def test_deferred_and_blocked_modules_still_work(tmp_path) -> None:
             "assert cookielib.DefaultCookiePolicy is sys.modules['http.cookiejar']"
             ".DefaultCookiePolicy\n"
             "CookieJar()\n"
+            "import asyncio.sslproto, http.cookiejar, locale, pickle, textwrap\n"
+            "assert http.cookiejar.CookieJar is CookieJar\n"
+            "assert 'pickle' in sys.modules and '__file__' not in vars(pickle)\n"
+            "assert pickle.loads(pickle.dumps([1])) == [1]\n"
+            "assert sys.modules['pickle'] is not pickle and vars(pickle)['__file__']\n"
+            "assert isinstance(locale.getpreferredencoding(False), str)\n"
+            "assert textwrap.dedent('  x') == 'x'\n"
+            "assert asyncio.sslproto.SSLProtocol\n"
             "assert 'twisted.internet.reactor' in sys.modules\n"
             "assert 'twisted.internet._sslverify' not in sys.modules\n"
             "from twisted.internet import reactor, ssl\n"
