@@ -428,14 +428,16 @@ def child_env(home: Path) -> dict[str, str]:
 
 
 def run_process(cmd: Sequence[str], env: dict[str, str], timeout: float, *,
-                stdin: Path | None = None) -> tuple[float, int, int, bytes, bytes]:
+                stdin: Path | None = None,
+                cwd: Path | None = None) -> tuple[float, int, int, bytes, bytes]:
     """(wall seconds, peak RSS KiB, exit code, stdout, stderr) of one process, killed
     after ``timeout`` seconds."""
     with contextlib.ExitStack() as stack:
         fin = stack.enter_context(open(stdin, "rb")) if stdin else subprocess.DEVNULL
         err = stack.enter_context(tempfile.TemporaryFile())
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=fin, stdout=subprocess.PIPE, stderr=err, env=env)
+        proc = subprocess.Popen(cmd, stdin=fin, stdout=subprocess.PIPE, stderr=err, env=env,
+                                cwd=cwd)
         killer = threading.Timer(timeout, proc.kill)
         killer.start()
         try:
@@ -528,12 +530,21 @@ def startup(targets: dict[str, Target], small: Path, args: Any,
     floors = {"plain": "from twisted.internet import reactor",
               "starttls": "from twisted.internet import reactor, ssl"}
     commands: dict[str, tuple[str, list[str] | None, str | None]] = {}
+    envs: dict[str, dict[str, str]] = {}
     for section, target in targets.items():
         tail = ["-C", target.rc, TO]
         commands[f"{section}:floor"] = (f'python -c "{floors[section]}"',
                                         [sys.executable, "-c", floors[section]], None)
         commands[f"{section}:module"] = ("python -m msmtp_twisted",
                                          [sys.executable, "-m", "msmtp_twisted", *tail], None)
+        if args.startup_baseline:
+            # another checkout's code (e.g. main's, for before/after in one run)
+            base = Path(args.startup_baseline).resolve()
+            commands[f"{section}:baseline"] = (
+                f"python -m msmtp_twisted ({base.name})",
+                [sys.executable, "-m", "msmtp_twisted", *tail] if base.is_dir() else None,
+                None if base.is_dir() else f"{base} is not a directory")
+            envs[f"{section}:baseline"] = {**env, "PYTHONPATH": str(base)}
         commands[f"{section}:script"] = (
             f"{script} (installed script)", [str(script), *tail] if script.exists() else None,
             None if script.exists() else f"{script} does not exist (pip install -e .)")
@@ -544,8 +555,10 @@ def startup(targets: dict[str, Target], small: Path, args: Any,
     errors: dict[str, str] = {}
     for turn in range(args.startup_runs + 1):  # the first turn warms caches, not counted
         for key in list(times):
-            elapsed, _, code, _, err = run_process(commands[key][1] or [], env, 60,
-                                                   stdin=small)
+            # not in a checkout: ``python -m`` puts the current directory first
+            elapsed, _, code, _, err = run_process(commands[key][1] or [],
+                                                   envs.get(key, env), 60, stdin=small,
+                                                   cwd=small.parent)
             if code != 0:
                 errors[key] = f"exit {code}: {err.decode(errors='replace').strip()[-200:]}"
                 del times[key]
@@ -635,7 +648,9 @@ def markdown(report: dict[str, Any]) -> str:
                   "| command | plain | ÷ floor | STARTTLS + AUTH | ÷ floor |",
                   "| --- | --- | --- | --- | --- |"]
         plain, tls = startup.get("plain", {}), startup.get("starttls", {})
-        for key in ("floor", "module", "script", "real"):
+        for key in ("floor", "baseline", "module", "script", "real"):
+            if key not in plain and key not in tls:
+                continue
             cells = []
             for rows in (plain, tls):
                 row = rows.get(key, {})
@@ -690,6 +705,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", help="contenders whose name matches this regex "
                         f"({', '.join(CONTENDERS)})")
     parser.add_argument("--sections", default="plain,starttls,startup")
+    parser.add_argument("--startup-baseline", metavar="DIR",
+                        help="start-up: also time python -m msmtp_twisted from this checkout "
+                        "(e.g. git archive main | tar -x -C DIR), for before/after in one run")
     parser.add_argument("--msmtp-script", help="the installed msmtp script "
                         "(default: msmtp next to this Python)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per run (300)")

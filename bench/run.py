@@ -7,7 +7,9 @@ shared machine are noisy: one small mail (median of 20), 200 mails in a row,
 one 100 MB mail (time and peak RSS), and 100 recipients with 50 ms of latency
 per reply (pipelining), plus the bare ``from twisted.internet import reactor,
 ssl`` start-up as the floor for a Python program.  The figures go into
-docs/performance.md.
+docs/performance.md.  Start-up over STARTTLS + AUTH against ``from
+twisted.internet import reactor, ssl`` (and before/after with
+``--startup-baseline``) is ``python bench/library_bench.py --sections startup``.
 """
 
 from __future__ import annotations

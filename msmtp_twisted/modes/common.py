@@ -84,8 +84,14 @@ def run_account_session(account: Account, session: Any, *, body: Any = None,
     problem with the TLS files is reported before connecting (sendmail mode) or
     only once the connection stands (``--serverinfo``, ``--rmqs``), as msmtp does.
     """
-    from msmtp_twisted.protocol.reactor import run_until_done, without_tls
+    from msmtp_twisted.protocol.reactor import (
+        defer_unused_modules,
+        run_until_done,
+        without_tls,
+        without_twisted_ssl,
+    )
 
+    defer_unused_modules()
     tls: Any = None
     tls_problem: Any = None
     if not account.tls:
@@ -100,6 +106,7 @@ def run_account_session(account: Account, session: Any, *, body: Any = None,
             if tls_first:
                 return e
             tls_problem = e
+        without_twisted_ssl()
 
     def start(reactor: Any) -> Any:
         from msmtp_twisted.net.resolve import GetaddrinfoResolver

@@ -46,13 +46,19 @@ _PEM_CERTIFICATE = re.compile(
 def trust_certificates(data: bytes) -> list[Any]:
     """The certificates of a PEM trust file, each parsed on its own: one that
     cryptography cannot read does not cost the others."""
+    return [cert for _, cert in _trust_blocks(data)]
+
+
+def _trust_blocks(data: bytes) -> list[tuple[bytes, Any]]:
+    """(PEM block, certificate) of each certificate of a trust file that
+    cryptography reads."""
     from cryptography import x509
 
     certs = []
     with quiet_cryptography():
         for block in _PEM_CERTIFICATE.findall(data):
             try:
-                certs.append(x509.load_pem_x509_certificate(block))
+                certs.append((block, x509.load_pem_x509_certificate(block)))
             except ValueError:
                 continue
     return certs
@@ -148,7 +154,7 @@ def load_trust(ctx: SSL.Context, options: TLSOptions) -> None:
                 sysexits.EX_NOINPUT,
                 f"cannot set X509 trust file {options.trust_file} for TLS session: "
                 "Error while reading file.", cause=Cause.LOCAL) from None
-        certs = trust_certificates(data)
+        certs = _trust_blocks(data)
         if not certs:
             # GnuTLS counts the certificates it found and msmtp prints the
             # text of that count (0: "Success.")
@@ -156,9 +162,15 @@ def load_trust(ctx: SSL.Context, options: TLSOptions) -> None:
                 sysexits.EX_NOINPUT,
                 f"cannot set X509 trust file {options.trust_file} for TLS session: Success.",
                 cause=Cause.LOCAL)
-        for cert in certs:
+        for block, cert in certs:
             try:
-                store.add_cert(crypto.X509.from_cryptography(cert))
+                # from the PEM block: X509.from_cryptography would import
+                # cryptography's serialization package (start-up time)
+                x509 = crypto.load_certificate(crypto.FILETYPE_PEM, block)
+            except crypto.Error:
+                x509 = crypto.X509.from_cryptography(cert)
+            try:
+                store.add_cert(x509)
             except crypto.Error:
                 pass  # the same certificate twice
     flags = crypto.X509StoreFlags.PARTIAL_CHAIN

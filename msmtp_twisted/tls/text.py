@@ -231,17 +231,18 @@ class TLSInfo:
     @classmethod
     def from_certificate(cls, cert: Any, description: str | None = None, *,
                          protocol: str = "", cipher: str = "") -> TLSInfo:
-        from cryptography.hazmat.primitives import serialization
+        # hashes, not serialization.Encoding.DER + hashlib: x509 has loaded
+        # hashes already, serialization costs start-up time
+        from cryptography.hazmat.primitives import hashes
 
-        der = cert.public_bytes(serialization.Encoding.DER)
         return cls(
             description=description,
             subject=format_dn(cert.subject),
             issuer=format_dn(cert.issuer),
             activation=cert.not_valid_before_utc.timestamp(),
             expiration=cert.not_valid_after_utc.timestamp(),
-            sha256=hashlib.sha256(der).digest(),
-            sha1=hashlib.sha1(der, usedforsecurity=False).digest(),
+            sha256=cert.fingerprint(hashes.SHA256()),
+            sha1=cert.fingerprint(hashes.SHA1()),
             protocol=protocol,
             cipher=cipher,
         )
