@@ -294,3 +294,32 @@ def test_without_queue_nothing_changes(msmtpd: Any, relay: Relay, tmp_path: Path
     assert srv.wait(20) == 0
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
+
+
+def test_msmtp_queue_lists_but_leaves_the_daemons_command_entries(msmtpd: Any, relay: Relay,
+                                                                  tmp_path: Path) -> None:
+    """An entry with its own command is msmtpd's: ``msmtp-queue -d`` lists it,
+    ``-r`` does not run msmtp with the command's arguments."""
+    import sys
+
+    from tests.conftest import ours_env
+
+    queue = tmp_path / "queue"
+    relay.down()
+    srv = msmtpd([f"--queue={queue}", relay.command(), "--queue-interval=0"])
+    reply = send(srv.port, 5)
+    entry_id = reply.split()[-1].decode()
+    wait_for(lambda: entries(queue) and entries(queue)[0]["attempts"] >= 1, 20, "not tried")
+    srv.stop()
+    before = entries(queue)
+    manage = [sys.executable, "-m", "msmtp_twisted.msmtpq", "--q-mgmt", "--queue-dir",
+              str(queue), "--log", "none"]
+    env = ours_env(dict(os.environ))
+    listed = subprocess.run([*manage, "-d"], capture_output=True, timeout=60, env=env,
+                            stdin=subprocess.DEVNULL)
+    assert entry_id in listed.stdout.decode(), listed
+    run = subprocess.run([*manage, "-r"], capture_output=True, timeout=60, env=env,
+                         stdin=subprocess.DEVNULL)
+    assert f"{entry_id}: not tried" in run.stdout.decode(), run
+    assert entries(queue) == before
+    assert relay.mails() == []
