@@ -223,7 +223,12 @@ class DaemonQueue:
             self.log.info(f"queue: waiting for {len(self.active)} background deliveries")
             self._stop_timer = self.reactor.callLater(timeout, self._interrupt)
         d: defer.Deferred[None] = defer.Deferred()
-        self._stopped.addBoth(lambda r: (d.callback(None), r)[1])
+
+        def done(result: Any) -> Any:
+            d.callback(None)
+            return result
+
+        self._stopped.addBoth(done)
         return d
 
     def _interrupt(self) -> None:
@@ -282,11 +287,13 @@ class DaemonQueue:
             del self.pending[entry_id]
             self.active[entry_id] = None
             d = self._attempt(entry_id)
-            d.addErrback(lambda f, i=entry_id: self.log.error(
-                f"queue: {i}: internal error: {f.getErrorMessage()}"))
-            d.addBoth(lambda _, i=entry_id: self._attempted(i))
+            d.addErrback(self._trouble, entry_id)
+            d.addBoth(self._attempted, entry_id)
 
-    def _attempted(self, entry_id: str) -> None:
+    def _trouble(self, failure: Failure, entry_id: str) -> None:
+        self.log.error(f"queue: {entry_id}: internal error: {failure.getErrorMessage()}")
+
+    def _attempted(self, _: Any, entry_id: str) -> None:
         self.active.pop(entry_id, None)
         self._pump()
         self._check_stopped()
@@ -318,7 +325,8 @@ class DaemonQueue:
                     errors.append(message[len("pipe command: "):])
                 self.log.log(level, f"queue: {entry_id}: {message}")
 
-            delivery = start_delivery(self.reactor, argv, mail, timeout=self.timeout,
+            delivery = start_delivery(self.reactor, argv, mail,  # type: ignore[arg-type]
+                                      timeout=self.timeout,
                                       devnull=self.devnull(), log=note)
             self.active[entry_id] = delivery
             reply: ServerReply = yield delivery.result
