@@ -32,6 +32,7 @@ from tests.servers.msmtpd import begin_mail, open_session, read_reply, start_mai
 
 SCRIPT = """#!/bin/sh
 D='{dir}'
+if [ -e "$D/slow" ]; then touch "$D/started"; sleep 60; fi
 if [ -e "$D/flag" ]; then echo "relay down" >&2; exit 75; fi
 if [ -e "$D/alternate" ] && [ $(( $$ % 2 )) = 1 ]; then echo "relay flaky" >&2; exit 75; fi
 case "$*" in *perm@*) echo "no such user" >&2; exit 65;; esac
@@ -323,3 +324,25 @@ def test_msmtp_queue_lists_but_leaves_the_daemons_command_entries(msmtpd: Any, r
     assert f"{entry_id}: not tried" in run.stdout.decode(), run
     assert entries(queue) == before
     assert relay.mails() == []
+
+
+def test_stop_during_a_background_delivery_keeps_the_mail(msmtpd: Any, relay: Relay,
+                                                          tmp_path: Path) -> None:
+    """SIGTERM while the command runs: it gets --shutdown-timeout, is stopped
+    with its process group, and the mail stays queued as it was; the next start
+    delivers it once."""
+    queue = tmp_path / "queue"
+    (relay.dir / "slow").touch()
+    args = [f"--queue={queue}", relay.command(), "--queue-interval=0"]
+    srv = msmtpd([*args, "--shutdown-timeout=1"])
+    assert send(srv.port, 7).startswith(b"250 ")
+    wait_for(lambda: (relay.dir / "started").exists(), 20, "the command did not start")
+    sent = srv.signal(signal.SIGTERM)
+    assert srv.wait(30) == 0
+    assert time.monotonic() - sent < 20
+    [entry] = entries(queue)
+    assert entry["attempts"] == 0
+    (relay.dir / "slow").unlink()
+    msmtpd(args)
+    wait_for(lambda: not entries(queue), 20, "not delivered after the restart")
+    assert relay.message_ids() == {"7@test": 1}
