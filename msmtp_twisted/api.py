@@ -21,23 +21,38 @@ nothing here touches a global one.
 Accounts with ``auth`` authenticate as ``msmtp`` does (same mechanism choice);
 ``passwordeval`` runs in :func:`load_account`, and a password missing from the
 account is looked up in the key ring and netrc in a thread — never by prompting.
+
+For more than one mail, keep connections: :class:`Sender` (up to N connections
+to one account, reused, with a queue) or :func:`connect` (one
+:class:`Connection`: ``send``, ``etrn``, ``quit``).  docs/library.md describes
+them all.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
+from msmtp_twisted import sysexits
 from msmtp_twisted.config.account import Account
 from msmtp_twisted.config.files import load_accounts
 from msmtp_twisted.config.select import complete_account
-from msmtp_twisted.errors import AccountNotFound
-from msmtp_twisted.smtp.client import Delivered, sendmail_session
+from msmtp_twisted.errors import AccountNotFound, Cause, MsmtpError
+from msmtp_twisted.protocol.connection import (
+    DEFAULT_TIMEOUT,
+    Connection,
+    PreparedMail,
+    connect,
+    observe_mail,
+)
+from msmtp_twisted.protocol.pool import Sender
+from msmtp_twisted.smtp.client import Delivered
 
-__all__ = ["AccountNotFound", "Delivered", "load_account", "send_mail"]
+__all__ = ["DEFAULT_TIMEOUT", "AccountNotFound", "Connection", "Delivered", "Sender",
+           "connect", "load_account", "send_mail"]
 
 
 def load_account(name: str = "default", *, config_file: str | None = None) -> Account:
@@ -62,29 +77,83 @@ def send_mail(
     envelope_from: str | None,
     recipients: Sequence[str],
     message: bytes,
+    *,
+    notify: str | None = None,
+    ret: str | None = None,
+    envid: str | None = None,
+    partial_recipients: bool = False,
+    timeout: float | None = None,
 ) -> defer.Deferred[Delivered]:
-    """Send ``message`` (a complete mail, LF or CRLF line ends) to ``recipients``.
+    """Send ``message`` (a complete mail, LF or CRLF line ends) to ``recipients`` on a
+    connection of its own: connect, send, QUIT.
 
     ``envelope_from`` None means the account's ``from``.  TLS (STARTTLS or
     implicit) is used as the account says, with msmtp's verification rules; the
-    account's TLS files are read once, in a thread, on its first send (see
-    :func:`msmtp_twisted.sending.endpoint.account_tls_context`).
-    Host names are resolved off the reactor thread, through the reactor's name
-    resolver (:mod:`msmtp_twisted.net.resolve`).
+    account's TLS files are read once, in a thread, on its first connection (see
+    :func:`msmtp_twisted.sending.endpoint.account_tls_context`).  Host names are
+    resolved off the reactor thread (:mod:`msmtp_twisted.net.resolve`).  DSN
+    (``notify``, ``ret``, ``envid``) and ``partial_recipients`` as for
+    :meth:`Connection.send`.  Each read and write may wait the account's
+    ``timeout``, else :data:`DEFAULT_TIMEOUT` seconds; ``timeout`` bounds the
+    whole call.  ``d.cancel()`` before the final dot closes the connection and
+    nothing is delivered; after it the server's verdict stands (the Deferred
+    fails with ``CancelledError``, the verdict is logged).
     """
-    from msmtp_twisted.sending.connection import start_account_session
-    from msmtp_twisted.sending.credentials import password_in_thread
-    from msmtp_twisted.sending.endpoint import account_tls_in_thread
-    from msmtp_twisted.sending.events import observe_delivery
-    from msmtp_twisted.sending.mail import prepare_mail, read_headers
+    from msmtp_twisted.errors import SMTPFailure
 
-    sender = envelope_from if envelope_from is not None else (account.from_addr or "")
-    stream = io.BytesIO(message)
-    headers = read_headers(stream, want_recipients=False)
-    request, body = prepare_mail(account, sender, list(recipients), headers, stream)
-    # the account's TLS files are read once, in a thread (TLSFailure as before)
-    d: defer.Deferred[Delivered] = account_tls_in_thread(reactor, account).addCallback(
-        lambda tls: start_account_session(
-            reactor, account, sendmail_session(request), body=body, tls=tls,
-            password=password_in_thread(reactor, account)))
-    return observe_delivery(d, account, request)  # "delivered"/"failed" log events
+    try:
+        mail = PreparedMail(account, envelope_from, recipients, message, notify=notify,
+                            ret=ret, envid=envid, partial_recipients=partial_recipients)
+    except (ValueError, TypeError, MsmtpError) as e:
+        return defer.fail(e)
+    deadline = reactor.seconds() + timeout if timeout is not None else None
+    state: dict[str, Any] = {}
+
+    def cancel(d: defer.Deferred[Delivered]) -> None:
+        inner = state.get("inner")
+        if inner is not None:
+            inner.cancel()
+
+    result: defer.Deferred[Delivered] = defer.Deferred(cancel)
+    timer = None
+    if timeout is not None:
+        def expired() -> None:
+            # still connecting (a sending connection has its own deadline)
+            inner = state.get("inner")
+            if "conn" not in state and inner is not None and not result.called:
+                result.errback(SMTPFailure(sysexits.EX_TEMPFAIL, "the send timed out",
+                                           cause=Cause.TIMEOUT))
+                inner.cancel()
+        timer = reactor.callLater(timeout, expired)
+
+    def connected(conn: Connection) -> defer.Deferred[Delivered]:
+        state["conn"] = conn
+        remaining = None if deadline is None else max(deadline - reactor.seconds(), 0.0)
+        d = conn.submit_mail(mail, timeout=remaining, log=False).deferred
+        state["inner"] = d
+
+        def quit(outcome: Any) -> Any:
+            # as msmtp: the call ends once QUIT is answered (bounded) and the
+            # connection closed
+            if conn.reusable:
+                return conn.quit().addBoth(lambda _: outcome)
+            conn.abort()
+            return outcome
+        return d.addBoth(quit)
+
+    def finished(outcome: Any) -> None:
+        if timer is not None and timer.active():
+            timer.cancel()
+        if result.called:
+            return None
+        if isinstance(outcome, Failure):
+            result.errback(outcome)
+        else:
+            result.callback(outcome)
+        return None
+
+    d = connect(reactor, account)
+    state["inner"] = d
+    d.addCallback(connected).addBoth(finished)
+    observe_mail(result, account, mail)  # "delivered"/"failed": connecting included
+    return result

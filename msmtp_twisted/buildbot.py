@@ -215,10 +215,17 @@ class MsmtpMailNotifier(MailNotifier):  # type: ignore[misc]  # Buildbot has no 
             reply = getattr(delivered, "reply", None)
             code = reply.code if reply is not None else 250
             said = reply.text if reply is not None else ""
+            # As Twisted's factory reports it: every RCPT reply, accepted or not; the
+            # mail went to the accepted ones (partial_recipients).
+            per_rcpt = [(a, r.code, r.text.encode("utf-8", "surrogateescape"))
+                        for a, r in delivered.recipients] or \
+                [(a, code, said.encode("utf-8", "surrogateescape")) for a in addresses]
+            refused = [f"{a}: " + " | ".join(r.text.splitlines())
+                       for a, r in delivered.recipients if r.code not in (250, 251)]
             twlog.msg(f"{where} sent through msmtp account {self.account_name}: "
-                      + " | ".join(said.splitlines()))
-            raw = said.encode("utf-8", "surrogateescape")
-            return len(addresses), [(a, code, raw) for a in addresses]
+                      + " | ".join(said.splitlines())
+                      + (f" (refused: {'; '.join(refused)})" if refused else ""))
+            return sum(c in (250, 251) for _, c, _ in per_rcpt), per_rcpt
 
         def failed(failure: Any) -> Any:
             if failure.check(*_delivery_errors()):
@@ -252,4 +259,7 @@ class MsmtpMailNotifier(MailNotifier):  # type: ignore[misc]  # Buildbot has no 
         reactor = getattr(self.master, "reactor", None)
         if reactor is None:  # pragma: no cover - masters before Buildbot 3 had none
             from twisted.internet import reactor
-        return send_mail(reactor, self._account, sender, recipients, message)
+        # A refused address on the blamelist must not keep the mail from the others
+        # (Twisted's factory, which the stock notifier uses, goes on too).
+        return send_mail(reactor, self._account, sender, recipients, message,
+                         partial_recipients=True)

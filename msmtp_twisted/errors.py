@@ -223,7 +223,9 @@ class SMTPFailure(MsmtpError):
     ``writing``: whether the connection broke while we were writing to it (as
     opposed to waiting for the server); ``recipients``: the RCPT replies read
     before the failure, ``(address, reply)`` in order (with
-    ``SendmailRequest.partial_recipients``).
+    ``SendmailRequest.partial_recipients``); ``lmtp_replies``: for LMTP, every
+    reply after the final dot, ``(address, reply)``, delivered ones included, so
+    a partly failed delivery says who got the mail.
     """
 
     def __init__(
@@ -238,6 +240,7 @@ class SMTPFailure(MsmtpError):
         cause: Cause | None = None,
         writing: bool = False,
         recipients: Sequence[tuple[str, Reply]] = (),
+        lmtp_replies: Sequence[tuple[str, Reply]] = (),
     ) -> None:
         if cause is None:
             cause = Cause.REPLY if reply is not None or lmtp_failures else Cause.PROTOCOL
@@ -248,6 +251,7 @@ class SMTPFailure(MsmtpError):
         self.details = list(details)
         self.writing = writing
         self.recipients = list(recipients)
+        self.lmtp_replies = list(lmtp_replies)
 
 
 class TLSFailure(SMTPFailure):

@@ -40,7 +40,7 @@ from collections.abc import Iterable, Iterator
 
 from msmtp_twisted.message.rewrite import HeaderPolicy
 
-__all__ = ["END_OF_DATA", "DataEncoder", "encode_mail"]
+__all__ = ["END_OF_DATA", "DataEncoder", "encode_mail", "encode_part"]
 
 END_OF_DATA = b".\r\n"
 
@@ -169,6 +169,33 @@ class DataEncoder:
         if start[0] == _DOT:
             out.append(b".")
         self._line_rest(start, 0, out)
+
+
+def encode_part(data: bytes, policy: HeaderPolicy | None = None) -> tuple[bytes, int]:
+    """A whole part at once: what ``DataEncoder(policy)`` gives for ``feed(data)``
+    then ``finish()``, and its ``mailsize``.
+
+    For a small mail in memory (a library send): with bytes operations instead of
+    a line at a time whenever no line can be dropped, i.e. none of the names the
+    policy drops occurs anywhere in ``data``.
+    """
+    names = _drop_names(policy)
+    if names:
+        low = data.lower()
+        if any(name in low for name in names):
+            enc = DataEncoder(policy)
+            out = enc.feed(data) + enc.finish()
+            return out, enc.mailsize
+    if not data:
+        return b"", 0
+    # CRLF and LF are one line end (a lone CR is data); count the line ends as one
+    lines = data.replace(b"\r\n", b"\n")
+    if not lines.endswith(b"\n"):
+        lines += b"\n"
+    size = len(lines)
+    if lines.startswith(b"."):
+        lines = b"." + lines
+    return lines.replace(b"\n.", b"\n..").replace(b"\n", b"\r\n"), size
 
 
 def _drop_names(policy: HeaderPolicy | None) -> tuple[bytes, ...]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from enum import IntEnum, auto
+from types import SimpleNamespace
 
 from msmtp_twisted.limits import HEADER_ADDRESS, RECIPIENTS
 
@@ -43,18 +44,23 @@ class S(IntEnum):
     HEADERS_END = auto()
 
 
+# The states as plain attributes: looking a member up on an Enum class costs
+# about ten times a plain attribute in Python 3.11, and _step does it for every
+# byte it reads.
+_S = SimpleNamespace(**S.__members__)
+
 _RESENT = b"esent-"  # after the "r" that started the line
 _NAMES = {"date": b"date:", "msgid": b"message-id:", "from": b"from", "resent_from": b"from"}
-_ADDR_STATES = (S.ADDRHDR_IN_ADDRESS, S.ADDRHDR_IN_BRACKETS)
-_NO_COLLECT_AFTER = (S.ADDRHDR_PARENTH_START, S.ADDRHDR_IN_PARENTH, S.LINESTART_AFTER_ADDRHDR)
+_ADDR_STATES = (_S.ADDRHDR_IN_ADDRESS, _S.ADDRHDR_IN_BRACKETS)
+_NO_COLLECT_AFTER = (_S.ADDRHDR_PARENTH_START, _S.ADDRHDR_IN_PARENTH, _S.LINESTART_AFTER_ADDRHDR)
 
 
 # bytes that keep these states as they are (CR is ignored everywhere)
 _RUNS = {
-    S.ADDRHDR_IN_ADDRESS: re.compile(rb'[^\n\\"(<\t :,;]+'),
-    S.ADDRHDR_IN_BRACKETS: re.compile(rb"[^\n\\(>]+"),
-    S.ADDRHDR_DQUOTE: re.compile(rb'[^\n\\"]+'),
-    S.ADDRHDR_IN_PARENTH: re.compile(rb"[^\n\\()]+"),
+    _S.ADDRHDR_IN_ADDRESS: re.compile(rb'[^\n\\"(<\t :,;]+'),
+    _S.ADDRHDR_IN_BRACKETS: re.compile(rb"[^\n\\(>]+"),
+    _S.ADDRHDR_DQUOTE: re.compile(rb'[^\n\\"]+'),
+    _S.ADDRHDR_IN_PARENTH: re.compile(rb"[^\n\\()]+"),
 }
 
 
@@ -81,7 +87,7 @@ class HeaderScanner:
         self.want_recipients = want_recipients
         self.want_from = want_from
         self.want_date_msgid = want_date_msgid
-        self.state = S.LINESTART_FRESH
+        self.state = _S.LINESTART_FRESH
         self.done = False
         self.have_date = False
         self.have_msgid = False
@@ -97,9 +103,9 @@ class HeaderScanner:
         self._match_pos = 0
         self._match_what = ""
         self._paren_depth = 0
-        self._paren_save = S.LINESTART_FRESH
-        self._backquote_save = S.LINESTART_FRESH
-        self._folded_save = S.LINESTART_FRESH
+        self._paren_save = _S.LINESTART_FRESH
+        self._backquote_save = _S.LINESTART_FRESH
+        self._folded_save = _S.LINESTART_FRESH
         self._current: bytearray | None = None
         self._normal: list[str] = []
         self._resent: list[str] = []
@@ -136,7 +142,7 @@ class HeaderScanner:
         step = self._step
         while i < n:
             state = self.state
-            if state == S.OTHER_HDR:
+            if state == _S.OTHER_HDR:
                 # nothing in a header we do not read matters until its line ends:
                 # skip to it (a mail without a blank line is all header block)
                 j = data.find(b"\n", i)
@@ -144,7 +150,11 @@ class HeaderScanner:
                     self._leave_resent_block()
                 if j < 0:
                     return None
-                i = j
+                # the line feed (what _step does with it here): the next line starts
+                self._leave_resent_block()
+                self.state = _S.LINESTART_FRESH
+                i = j + 1
+                continue
             elif state in _RUNS:
                 # a run of bytes that leave the state as it is: at once, not byte by byte
                 match = _RUNS[state].match(data, i)
@@ -160,6 +170,15 @@ class HeaderScanner:
                                 _SANITIZE)
                     if i == n:
                         return None
+            elif state == _S.MATCH:
+                # the rest of a header name being matched, at once when it is all
+                # there (its last byte goes through the machine, which decides)
+                name = self._match_name
+                pos = self._match_pos
+                end = i + len(name) - pos - 1
+                if end > i and end < n and data[i:end].lower() == name[pos:-1]:
+                    self._match_pos = len(name) - 1
+                    i = end
             c = data[i]
             if c != 13:  # CR
                 step(c)
@@ -175,7 +194,7 @@ class HeaderScanner:
         if self._current is not None:
             self._finish_current()
         self.done = True
-        self.state = S.HEADERS_END
+        self.state = _S.HEADERS_END
         if self.from_hdr == 0:
             self.from_address = ""
         if self._rfrom_hdr == 0:
@@ -187,7 +206,7 @@ class HeaderScanner:
         self._match_what = what
         self._match_name = _NAMES[what]
         self._match_pos = 1
-        return S.MATCH
+        return _S.MATCH
 
     def _line_start(self, c: int, *, fresh: bool = True) -> S:
         lc = c | 0x20 if 65 <= c <= 90 else c
@@ -202,19 +221,19 @@ class HeaderScanner:
             return self._start_match("from", c)
         if self.want_recipients:
             if lc == ord("t"):
-                return S.TO
+                return _S.TO
             if lc == ord("c"):
-                return S.CC
+                return _S.CC
             if lc == ord("b"):
-                return S.BCC1
+                return _S.BCC1
         if lc == ord("r"):
             self._resent_for_rcpt = self.want_recipients and self._resent_block <= 0
             if self._resent_for_rcpt or self._want_resent_from():
                 self._resent_index = 0
-                return S.RESENT
+                return _S.RESENT
         if c == 10:
-            return S.HEADERS_END
-        return S.OTHER_HDR
+            return _S.HEADERS_END
+        return _S.OTHER_HDR
 
     def _want_resent_from(self) -> bool:
         return self.want_from and self.from_hdr < 0 and self._rfrom_hdr < 0
@@ -229,9 +248,9 @@ class HeaderScanner:
         lc = c | 0x20 if 65 <= c <= 90 else c
         forget = finish = False
 
-        if st == S.LINESTART_FRESH:
+        if st == _S.LINESTART_FRESH:
             st = self._line_start(c)
-        elif st == S.LINESTART_AFTER_ADDRHDR:
+        elif st == _S.LINESTART_AFTER_ADDRHDR:
             self._resent_index = -1
             if c not in (32, 9):
                 if self._current is not None:
@@ -248,11 +267,11 @@ class HeaderScanner:
                 st = self._folded_save
             else:
                 st = self._line_start(c, fresh=False)
-        elif st == S.OTHER_HDR:
+        elif st == _S.OTHER_HDR:
             self._leave_resent_block()
             if c == 10:
-                st = S.LINESTART_FRESH
-        elif st == S.RESENT:
+                st = _S.LINESTART_FRESH
+        elif st == _S.RESENT:
             idx = self._resent_index
             rcpt = self._resent_for_rcpt
             if idx < 6 and lc == _RESENT[idx]:
@@ -260,18 +279,18 @@ class HeaderScanner:
                     self._resent_block = 0
                 self._resent_index += 1
             elif idx == 6 and rcpt and lc == ord("t"):
-                st = S.TO
+                st = _S.TO
             elif idx == 6 and rcpt and lc == ord("c"):
-                st = S.CC
+                st = _S.CC
             elif idx == 6 and rcpt and lc == ord("b"):
-                st = S.BCC1
+                st = _S.BCC1
             elif idx == 6 and lc == ord("f") and self._want_resent_from():
                 st = self._start_match("resent_from", c)
             elif c == 10:
-                st = S.LINESTART_FRESH
+                st = _S.LINESTART_FRESH
             else:
-                st = S.OTHER_HDR
-        elif st == S.MATCH:
+                st = _S.OTHER_HDR
+        elif st == _S.MATCH:
             name = self._match_name
             if self._match_what == "from":
                 self._leave_resent_block()
@@ -280,67 +299,67 @@ class HeaderScanner:
                 if self._match_pos == len(name):
                     if self._match_what == "date":
                         self.have_date = True
-                        st = S.OTHER_HDR
+                        st = _S.OTHER_HDR
                     elif self._match_what == "msgid":
                         self.have_msgid = True
-                        st = S.OTHER_HDR
+                        st = _S.OTHER_HDR
                     elif self._match_what == "resent_from":
                         self._rfrom_hdr = 0
-                        st = S.ADDRHDR_ALMOST
+                        st = _S.ADDRHDR_ALMOST
                     else:
                         self.from_hdr = 0
-                        st = S.ADDRHDR_ALMOST
+                        st = _S.ADDRHDR_ALMOST
             elif c == 10:
-                st = S.LINESTART_FRESH
+                st = _S.LINESTART_FRESH
             else:
-                st = S.OTHER_HDR
-        elif st in (S.TO, S.CC, S.BCC2):
-            if st != S.BCC2:
+                st = _S.OTHER_HDR
+        elif st in (_S.TO, _S.CC, _S.BCC2):
+            if st != _S.BCC2:
                 self._leave_resent_block()
-            want = ord("o") if st == S.TO else ord("c")
+            want = ord("o") if st == _S.TO else ord("c")
             if lc == want:
-                st = S.ADDRHDR_ALMOST
+                st = _S.ADDRHDR_ALMOST
             elif c == 10:
-                st = S.LINESTART_FRESH
+                st = _S.LINESTART_FRESH
             else:
-                st = S.OTHER_HDR
-        elif st == S.BCC1:
+                st = _S.OTHER_HDR
+        elif st == _S.BCC1:
             self._leave_resent_block()
             if lc == ord("c"):
-                st = S.BCC2
+                st = _S.BCC2
             elif c == 10:
-                st = S.LINESTART_FRESH
+                st = _S.LINESTART_FRESH
             else:
-                st = S.OTHER_HDR
-        elif st == S.ADDRHDR_ALMOST:
+                st = _S.OTHER_HDR
+        elif st == _S.ADDRHDR_ALMOST:
             if self.from_hdr == 0 and c != 58:
                 self.from_hdr = -1
             if self._rfrom_hdr == 0 and c != 58:
                 self._rfrom_hdr = -1
             if c == 58:  # ':'
-                st = S.ADDRHDR_DEFAULT
+                st = _S.ADDRHDR_DEFAULT
             elif c == 10:
-                st = S.LINESTART_FRESH
+                st = _S.LINESTART_FRESH
             else:
-                st = S.OTHER_HDR
-        elif st == S.ADDRHDR_DEFAULT:
+                st = _S.OTHER_HDR
+        elif st == _S.ADDRHDR_DEFAULT:
             if c == 10:
                 if self._current is not None:
                     finish = True
                 self._folded_save = st
-                st = S.LINESTART_AFTER_ADDRHDR
+                st = _S.LINESTART_AFTER_ADDRHDR
             elif c == 92:  # backslash
                 self._backquote_save = st
-                st = S.ADDRHDR_BACKQUOTE
+                st = _S.ADDRHDR_BACKQUOTE
             elif c == 40:  # (
                 self._paren_save = st
-                st = S.ADDRHDR_PARENTH_START
+                st = _S.ADDRHDR_PARENTH_START
             elif c == 34:  # "
                 forget = self._current is not None
-                st = S.ADDRHDR_DQUOTE
+                st = _S.ADDRHDR_DQUOTE
             elif c == 60:  # <
                 forget = self._current is not None
-                st = S.ADDRHDR_BRACKETS_START
+                st = _S.ADDRHDR_BRACKETS_START
             elif c in (32, 9):
                 pass
             elif c == 58:  # ':' ends a group name
@@ -349,90 +368,90 @@ class HeaderScanner:
                 finish = self._current is not None
             else:
                 forget = self._current is not None
-                st = S.ADDRHDR_IN_ADDRESS
-        elif st == S.ADDRHDR_DQUOTE:
+                st = _S.ADDRHDR_IN_ADDRESS
+        elif st == _S.ADDRHDR_DQUOTE:
             if c == 10:
                 self._folded_save = st
-                st = S.LINESTART_AFTER_ADDRHDR
+                st = _S.LINESTART_AFTER_ADDRHDR
             elif c == 92:
                 self._backquote_save = st
-                st = S.ADDRHDR_BACKQUOTE
+                st = _S.ADDRHDR_BACKQUOTE
             elif c == 34:
-                st = S.ADDRHDR_DEFAULT
-        elif st == S.ADDRHDR_BRACKETS_START:
+                st = _S.ADDRHDR_DEFAULT
+        elif st == _S.ADDRHDR_BRACKETS_START:
             if c == 10:
                 self._folded_save = st
-                st = S.LINESTART_AFTER_ADDRHDR
+                st = _S.LINESTART_AFTER_ADDRHDR
             elif c == 40:
                 self._paren_save = st
-                st = S.ADDRHDR_PARENTH_START
+                st = _S.ADDRHDR_PARENTH_START
             elif c == 62:  # >
-                st = S.ADDRHDR_DEFAULT
+                st = _S.ADDRHDR_DEFAULT
             else:
-                st = S.ADDRHDR_IN_BRACKETS
-        elif st == S.ADDRHDR_IN_BRACKETS:
+                st = _S.ADDRHDR_IN_BRACKETS
+        elif st == _S.ADDRHDR_IN_BRACKETS:
             if c == 10:
                 self._folded_save = st
-                st = S.LINESTART_AFTER_ADDRHDR
+                st = _S.LINESTART_AFTER_ADDRHDR
             elif c == 92:
                 self._backquote_save = st
-                st = S.ADDRHDR_BACKQUOTE
+                st = _S.ADDRHDR_BACKQUOTE
             elif c == 40:
                 self._paren_save = st
-                st = S.ADDRHDR_PARENTH_START
+                st = _S.ADDRHDR_PARENTH_START
             elif c == 62:
                 finish = True
-                st = S.ADDRHDR_DEFAULT
-        elif st == S.ADDRHDR_PARENTH_START:
+                st = _S.ADDRHDR_DEFAULT
+        elif st == _S.ADDRHDR_PARENTH_START:
             if c == 10:
                 self._folded_save = st
-                st = S.LINESTART_AFTER_ADDRHDR
+                st = _S.LINESTART_AFTER_ADDRHDR
             elif c == 41:  # )
                 st = self._paren_save
             else:
                 self._paren_depth += 1
-                st = S.ADDRHDR_IN_PARENTH
-        elif st == S.ADDRHDR_IN_PARENTH:
+                st = _S.ADDRHDR_IN_PARENTH
+        elif st == _S.ADDRHDR_IN_PARENTH:
             if c == 10:
                 self._folded_save = st
-                st = S.LINESTART_AFTER_ADDRHDR
+                st = _S.LINESTART_AFTER_ADDRHDR
             elif c == 92:
                 self._backquote_save = st
-                st = S.ADDRHDR_BACKQUOTE
+                st = _S.ADDRHDR_BACKQUOTE
             elif c == 40:
-                st = S.ADDRHDR_PARENTH_START
+                st = _S.ADDRHDR_PARENTH_START
             elif c == 41:
                 self._paren_depth -= 1
                 if self._paren_depth == 0:
                     st = self._paren_save
-        elif st == S.ADDRHDR_IN_ADDRESS:
+        elif st == _S.ADDRHDR_IN_ADDRESS:
             if c == 10:
-                self._folded_save = S.ADDRHDR_DEFAULT
-                st = S.LINESTART_AFTER_ADDRHDR
+                self._folded_save = _S.ADDRHDR_DEFAULT
+                st = _S.LINESTART_AFTER_ADDRHDR
             elif c == 92:
                 self._backquote_save = st
-                st = S.ADDRHDR_BACKQUOTE
+                st = _S.ADDRHDR_BACKQUOTE
             elif c == 34:
                 forget = True
-                st = S.ADDRHDR_DQUOTE
+                st = _S.ADDRHDR_DQUOTE
             elif c == 40:
                 self._paren_save = st
-                st = S.ADDRHDR_PARENTH_START
+                st = _S.ADDRHDR_PARENTH_START
             elif c == 60:
                 forget = True
-                st = S.ADDRHDR_BRACKETS_START
+                st = _S.ADDRHDR_BRACKETS_START
             elif c in (32, 9):
-                st = S.ADDRHDR_DEFAULT
+                st = _S.ADDRHDR_DEFAULT
             elif c == 58:
                 forget = True
-                st = S.ADDRHDR_DEFAULT
+                st = _S.ADDRHDR_DEFAULT
             elif c in (44, 59):
                 finish = True
-                st = S.ADDRHDR_DEFAULT
-        elif st == S.ADDRHDR_BACKQUOTE:
+                st = _S.ADDRHDR_DEFAULT
+        elif st == _S.ADDRHDR_BACKQUOTE:
             if c == 10:
-                self._folded_save = S.ADDRHDR_DEFAULT
-                st = S.LINESTART_AFTER_ADDRHDR
+                self._folded_save = _S.ADDRHDR_DEFAULT
+                st = _S.LINESTART_AFTER_ADDRHDR
             else:
                 st = self._backquote_save
 
@@ -447,7 +466,7 @@ class HeaderScanner:
             if len(self._current) < HEADER_ADDRESS:
                 # a longer address could never be sent: the rest is not kept
                 self._current.append(_sanitized(c))
-        if st == S.HEADERS_END:
+        if st == _S.HEADERS_END:
             self.done = True
             if self.from_hdr == 0:
                 self.from_address = ""

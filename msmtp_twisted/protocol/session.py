@@ -20,6 +20,13 @@ that arrives then ends the body (see ``sendmail_session``).  The timeout
 applies to each read and each write, as msmtp's socket timeouts do, not to a
 whole reply: data that keeps coming keeps the connection alive, and the reply
 limits end a server that trickles for ever.
+
+A session that runs many jobs (:func:`~msmtp_twisted.smtp.persistent.persistent_session`)
+asks for each at ``NEXT_JOB``: ``next_job()`` gives ``(job, body)`` or None, and
+then the protocol is :attr:`~SessionProtocol.idle` (no timer runs) until
+:meth:`~SessionProtocol.run_job`; each ``JobDone`` goes to ``job_done(outcome)``.
+With ``gather_body`` a small body (up to :data:`GATHER_LIMIT`) is written in one
+piece with the commands around it, rather than one chunk per reactor turn.
 """
 
 from __future__ import annotations
@@ -37,10 +44,12 @@ from msmtp_twisted import sysexits
 from msmtp_twisted.errors import Cause, SMTPFailure
 from msmtp_twisted.smtp.client import (
     CHANNEL_BINDING,
+    NEXT_JOB,
     PASSWORD,
     RECEIVE,
     SEND_BODY,
     START_TLS,
+    JobDone,
     Send,
     quit_session,
 )
@@ -58,6 +67,9 @@ CLOSE_TIMEOUT = 2.0
 HIGH_WATER = 64 * 1024
 #: More than this stored means stopping to read did not work: an error.
 HARD_LIMIT = 1024 * 1024
+#: With ``gather_body``, at most this much of the body is written at once; the
+#: rest goes through the pull producer as the transport drains.
+GATHER_LIMIT = 256 * 1024
 
 
 class BodySource(Protocol):
@@ -86,6 +98,9 @@ class SessionProtocol(TwistedProtocol):
         channel_binding: Callable[[], dict[str, bytes]] | None = None,
         password: Callable[[], Any] | None = None,
         on_lost: Callable[[Failure | None], None] | None = None,
+        next_job: Callable[[], tuple[Any, BodySource | None] | None] | None = None,
+        job_done: Callable[[JobDone], None] | None = None,
+        gather_body: bool = False,
     ) -> None:
         self._session: Generator[Any, Any, Any] | None = session
         self._clock = clock
@@ -96,6 +111,11 @@ class SessionProtocol(TwistedProtocol):
         self._channel_binding = channel_binding
         self._password = password
         self._on_lost = on_lost
+        self._next_job = next_job
+        self._job_done = job_done
+        self._gather_body = gather_body
+        #: the session waits for a job (``NEXT_JOB``): :meth:`run_job` resumes it
+        self.idle = False
         self._reader = ReplyReader()
         self._reading_paused = False
         self._outgoing: list[Send] = []
@@ -163,6 +183,20 @@ class SessionProtocol(TwistedProtocol):
                     return
             elif action is CHANNEL_BINDING:
                 value = self._channel_binding() if self._channel_binding is not None else {}
+            elif action is NEXT_JOB:
+                got = self._next_job() if self._next_job is not None else None
+                if got is None:
+                    self._flush()
+                    self.idle = True
+                    self._resume_reading()
+                    return
+                value, self._body = got
+                if self._reader.pending:
+                    self._out_of_turn()
+                    return
+            elif isinstance(action, JobDone):
+                if self._job_done is not None:
+                    self._job_done(action)
             elif action is PASSWORD:
                 value = self._ask_password()
                 if isinstance(value, defer.Deferred):
@@ -170,6 +204,33 @@ class SessionProtocol(TwistedProtocol):
                     return
             else:  # pragma: no cover - a programming error in a session
                 raise AssertionError(f"unknown action {action!r}")
+
+    def run_job(self, job: Any, body: BodySource | None = None) -> None:
+        """Resume an :attr:`idle` session with its next job."""
+        if not self.idle or self._session is None:
+            raise RuntimeError("the session is not waiting for a job")
+        self.idle = False
+        self._body = body
+        if self._reader.pending:
+            self._out_of_turn()
+            return
+        self._advance(job)
+
+    def _out_of_turn(self) -> None:
+        """The server sent something while no command was pending (between jobs):
+        a ``421`` before it closes an idle connection, or a broken server.  Nothing
+        of the next job has been sent; the connection is given up."""
+        try:
+            reply = self._next_reply()
+        except SMTPFailure:
+            reply = None
+        if reply is not None and reply.code == 421:
+            failure = SMTPFailure(sysexits.EX_UNAVAILABLE, "the server is closing the connection",
+                                  reply, cause=Cause.CLOSED)
+        else:
+            failure = SMTPFailure(sysexits.EX_PROTOCOL, "the server sent data out of turn",
+                                  reply, cause=Cause.PROTOCOL)
+        self._fail(failure)
 
     def _ask_password(self) -> Any:
         """The password source may block (a prompt on the terminal, as msmtp does) or
@@ -195,6 +256,8 @@ class SessionProtocol(TwistedProtocol):
             self._trace("-->", b"".join(
                 send.data if send.shown is None else send.shown for send in sends))
         self.transport.write(data)
+        if self._gather_body:
+            _flush_tls(self.transport)
 
     def dataReceived(self, data: bytes) -> None:
         if self._session is None:
@@ -295,10 +358,43 @@ class SessionProtocol(TwistedProtocol):
             # sent with (or after) the 354, before any of the mail
             self._advance(early)
             return
+        if self._gather_body and self._write_small_body(self._body):
+            return
         self._resume_reading()  # to see a reply the server sends while we write
         self._producer = _BodyProducer(self, self._body)
         self._arm_timer(self._write_timed_out)
         self.transport.registerProducer(self._producer, False)
+
+    def _write_small_body(self, body: BodySource) -> bool:
+        """Write the body at once if it ends within :data:`GATHER_LIMIT`; True if it
+        did (the session goes on), False to stream it (what was read is written)."""
+        parts: list[bytes] = []
+        size = 0
+        try:
+            while size < GATHER_LIMIT:
+                chunk = body.next_chunk()
+                if chunk is None:
+                    break
+                parts.append(chunk)
+                size += len(chunk)
+            else:
+                chunk = b""
+        except OSError:
+            self._fail(SMTPFailure(sysexits.EX_IOERR, "input error while reading the mail",
+                                   cause=Cause.LOCAL))
+            return True
+        if chunk is None:
+            # queued: it goes out with the final dot, in one write (one TLS record)
+            if parts:
+                self._outgoing.append(Send(b"".join(parts)))
+            self._advance(body.mailsize)
+            return True
+        if parts:
+            if self._trace:
+                for part in parts:
+                    self._trace("-->", part)
+            self.transport.write(b"".join(parts))
+        return False
 
     def _early_reply(self, reply: Reply) -> None:
         """The server replied before the end of the mail: stop sending it, and let
@@ -341,6 +437,10 @@ class SessionProtocol(TwistedProtocol):
     # -- timeouts ---------------------------------------------------------------
 
     def _arm_timer(self, callback: Callable[[], None]) -> None:
+        timer = self._timer
+        if timer is not None and timer.func == callback and timer.active():
+            timer.reset(self._timeout)  # cheaper than a new call, once per read
+            return
         self._cancel_timer()
         if self._timeout:
             self._timer = self._clock.callLater(self._timeout, callback)
@@ -427,6 +527,24 @@ class SessionProtocol(TwistedProtocol):
             self.done.errback(failure)
         else:
             self.done.callback(result)
+
+
+def _flush_tls(transport: Any) -> None:
+    """Twisted's TLS layer holds small writes until the next reactor turn to join
+    them; ours are joined already (one write per round trip), so send at once."""
+    # STARTTLS: the TCP transport passes writes to its TLS protocol; implicit TLS:
+    # the transport is the TLS protocol
+    holder = getattr(transport, "protocol", None) if getattr(transport, "TLS", False) \
+        else transport
+    aggregator = getattr(holder, "_aggregator", None)
+    flush = getattr(aggregator, "flush", None)
+    if flush is not None:
+        flush()
+        # and its call to flush at the next turn, which would cost a turn
+        scheduled = getattr(aggregator, "_scheduled", None)
+        if scheduled is not None and scheduled.active():
+            scheduled.cancel()
+            aggregator._scheduled = None
 
 
 @implementer(IPullProducer)

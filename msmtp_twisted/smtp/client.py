@@ -34,7 +34,9 @@ __all__ = [
     "Capabilities",
     "Delivered",
     "INLINE",
+    "JobDone",
     "MAX_COMMAND",
+    "NEXT_JOB",
     "PASSWORD",
     "PIPELINE_LIMIT",
     "RECEIVE",
@@ -88,17 +90,52 @@ CHANNEL_BINDING = _Marker("CHANNEL_BINDING")
 #: a prompt), or None; the action carries no data: :attr:`AuthRequest.user`/``host`` say whose
 PASSWORD = _Marker("PASSWORD")
 
-Action = Send | _Marker
+#: a session that runs many jobs waits for the next one (:mod:`msmtp_twisted.smtp.persistent`)
+NEXT_JOB = _Marker("NEXT_JOB")
+
+
+@dataclass(frozen=True)
+class JobDone:
+    """The outcome of one job of a session that runs many: ``result``
+    (:class:`Delivered` for a mail, the :class:`Reply` for ETRN), or ``failure``
+    (the connection stays usable)."""
+
+    result: object = None
+    failure: SMTPFailure | None = None
+
+
+Action = Send | _Marker | JobDone
 Session = Generator[Action, object, "Delivered"]
 
 
 @dataclass(frozen=True)
 class Delivered:
+    """A mail the server accepted (for some recipients, with partial_recipients)."""
+
     reply: Reply | None  # the reply to the final dot (SMTP); None for LMTP
     mailsize: int
     #: every RCPT reply, ``(address, reply)`` in the order sent (refused ones too
     #: with :attr:`SendmailRequest.partial_recipients`)
     recipients: tuple[tuple[str, Reply], ...] = ()
+    #: LMTP: the reply after the final dot for each recipient whose RCPT was
+    #: accepted, ``(address, reply)`` in order (refused deliveries too, when some
+    #: succeeded and partial recipients were asked for); empty for SMTP
+    lmtp_replies: tuple[tuple[str, Reply], ...] = ()
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        """The recipients the mail went to: RCPT accepted and, for LMTP, delivered."""
+        if self.lmtp_replies:
+            return tuple(r for r, reply in self.lmtp_replies if reply.code == 250)
+        return tuple(r for r, reply in self.recipients if reply.code in (250, 251))
+
+    @property
+    def refused(self) -> tuple[tuple[str, Reply], ...]:
+        """The recipients the mail did not go to, each with the server's reply (to
+        RCPT, or for LMTP after the final dot)."""
+        out = [(r, reply) for r, reply in self.recipients if reply.code not in (250, 251)]
+        out += [(r, reply) for r, reply in self.lmtp_replies if reply.code != 250]
+        return tuple(out)
 
 
 @dataclass
@@ -517,9 +554,11 @@ def sendmail_session(request: SendmailRequest) -> Session:
             )
         return Delivered(reply, mailsize, tuple(replies))
     failures = []
+    delivered = []
     # LMTP replies once per accepted recipient (all of them without partial_recipients)
     for rcpt in [r for r, reply in replies if _accepted(reply)]:
         reply = _reply((yield RECEIVE))
+        delivered.append((rcpt, reply))
         if reply.code != 250:
             failures.append(LMTPRecipientFailure(rcpt, reply))
     if failures:
@@ -528,8 +567,9 @@ def sendmail_session(request: SendmailRequest) -> Session:
             "delivery to one or more recipients failed",
             lmtp_failures=failures,
             recipients=replies,
+            lmtp_replies=delivered,
         )
-    return Delivered(None, mailsize, tuple(replies))
+    return Delivered(None, mailsize, tuple(replies), tuple(delivered))
 
 
 def early_reply_failure(reply: Reply) -> SMTPFailure:

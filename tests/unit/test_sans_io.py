@@ -9,6 +9,7 @@ from tests.conftest import ROOT, ours_env
 PURE = [
     "msmtp_twisted.smtp.reply",
     "msmtp_twisted.smtp.client",
+    "msmtp_twisted.smtp.persistent",
     "msmtp_twisted.smtp.server",
     "msmtp_twisted.config.parser",
     "msmtp_twisted.config.select",
