@@ -235,6 +235,14 @@ class Delivery:
         self._done = False
 
     @property
+    def ended(self) -> tuple[int | None, int | None, str | None]:
+        """``(exit code, signal, why)`` once the result is in: ``why`` is
+        ``"timeout"``, ``"interrupted"`` or None; the exit code is 127/126 when
+        the command could not be found/run, None when it never ran."""
+        exit_code, sig = self._status or (None, None)
+        return exit_code, sig, self._why
+
+    @property
     def running(self) -> bool:
         """The command has been started and has not exited yet."""
         return self.pid is not None and self._status is None
@@ -244,6 +252,7 @@ class Delivery:
         if path is None:
             self._log("error", f"cannot start pipe command {self.argv[0]}: "
                                f"{'not found' if code == 127 else 'permission denied'}")
+            self._status = (code, None)
             return self._answer(delivery_reply(code))
         try:
             stdin = self.spool.fileno_rewound()
@@ -258,6 +267,7 @@ class Delivery:
         except OSError as e:
             self._log("error", f"cannot start pipe command {self.argv[0]}: "
                                f"{os.strerror(e.errno or 0)}")
+            self._status = (127 if isinstance(e, FileNotFoundError) else 126, None)
             return self._answer(delivery_reply(127 if isinstance(e, FileNotFoundError) else 126))
         self.pid = self._transport.pid
         if self.timeout and self._status is None:

@@ -190,6 +190,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("shutdown-timeout", SECONDS, 30.0,
            "seconds for mails being piped at SIGTERM/SIGINT",
            attr="shutdown_timeout", arg="S"),
+    Option("queue", TEXT, None,
+           "answer 250 once the mail is safely stored in this queue directory, "
+           "run the command in the background and retry it after a temporary "
+           "failure (docs/queue.md)", attr="queue", arg="DIR"),
+    Option("queue-interval", SECONDS, 30.0,
+           "seconds between two runs over the queue (0: only at start-up and "
+           "for each new mail)", attr="queue_interval", arg="S"),
+    Option("queue-backoff", SECONDS, 60.0,
+           "seconds to wait after a mail's second failed attempt, doubled after "
+           "each further one", attr="queue_backoff", arg="S"),
+    Option("queue-backoff-max", SECONDS, 3600.0, "the longest wait between two attempts",
+           attr="queue_backoff_max", arg="S"),
+    Option("queue-max-age", SECONDS, 5 * 24 * 3600.0,
+           "seconds after which a failed attempt moves the mail to failed/",
+           attr="queue_max_age", arg="S"),
 )
 
 _BY_NAME = {o.name: o for o in OPTIONS}
@@ -218,6 +233,7 @@ class MsmtpdSettings:
     user: str | None = None
     password: str | None = None
     auth_ldap: str | None = None
+    queue: str | None = None
     #: The limits given, by DaemonConfig / ServerLimits attribute.
     limits: dict[str, Any] = field(default_factory=dict)
 
@@ -302,9 +318,21 @@ def build_config(settings: MsmtpdSettings, *, inetd: bool | None = None) -> Any:
             raise SettingsError(str(e)) from None
     elif settings.user is not None:
         checker = StaticChecker(settings.user, settings.password or "")
+    queue_dir = None
+    if settings.queue is not None:
+        if settings.inetd if inetd is None else inetd:
+            raise SettingsError("option '--queue' cannot be used with '--inetd'")
+        from msmtp_twisted.queue.spool import Spool
+
+        queue_dir = os.path.abspath(os.path.expanduser(settings.queue))
+        try:
+            Spool(queue_dir).ensure()
+        except OSError as e:
+            raise SettingsError(f"cannot use queue {queue_dir}: "
+                                f"{e.strerror or e}") from None
     values = {**DEFAULTS, **settings.limits}
     limits = ServerLimits(**{k: values.pop(k) for k in
                              ("max_line", "max_message_size", "max_recipients")})
     return DaemonConfig(command=command, checker=checker, limits=limits,
                         always_delay_auth=bool(settings.inetd if inetd is None else inetd),
-                        **values)
+                        queue_dir=queue_dir, **values)

@@ -106,6 +106,12 @@ class DaemonConfig:
     always_delay_auth: bool = False  # --inetd: no memory of failures between sessions
     spool_threshold: int = DEFAULT_SPOOL_THRESHOLD
     spool_dir: str | None = None
+    #: --queue: mails are stored there and delivered in the background
+    queue_dir: str | None = None
+    queue_interval: float = DEFAULTS["queue_interval"]
+    queue_backoff: float = DEFAULTS["queue_backoff"]
+    queue_backoff_max: float = DEFAULTS["queue_backoff_max"]
+    queue_max_age: float = DEFAULTS["queue_max_age"]
 
 
 @dataclass(frozen=True)
@@ -201,6 +207,12 @@ class MsmtpdFactory(Factory):
         self._drained: defer.Deferred[None] | None = None
         self._shutdown_timers: list[Any] = []
         self._reactor_handlers: dict[int, Any] = {}
+        #: --queue: where mails go instead of straight to the command
+        self.queue: Any = None
+        if config.queue_dir is not None and not inetd:
+            from msmtp_twisted.daemon.queue import DaemonQueue
+
+            self.queue = DaemonQueue(config, self.log, reactor, lambda: self.devnull)
 
     @property
     def devnull(self) -> int:
@@ -713,10 +725,14 @@ class MsmtpdProtocol(Protocol):
         self._busy = True
         failed = spool.error is not None
         if spool.finish():
-            self.delivery = start_delivery(self.reactor, argv, spool,
-                                           timeout=config.command_timeout,
-                                           devnull=self.factory.devnull, log=self._log)
-            d = self.delivery.result
+            if self.factory.queue is not None:
+                # --queue: 250 once the mail is on disk, the command runs later
+                d = self.factory.queue.accept(spool, event.sender, event.recipients)
+            else:
+                self.delivery = start_delivery(self.reactor, argv, spool,
+                                               timeout=config.command_timeout,
+                                               devnull=self.factory.devnull, log=self._log)
+                d = self.delivery.result
         else:
             # Part of the mail is lost: refuse it (RFC 5321's reply for a full
             # disk), the client keeps it and retries.  The command never runs.

@@ -109,11 +109,16 @@ class MsmtpdService(service.MultiService):
     def startService(self) -> None:
         self.factory.reopen()
         super().startService()
+        if self.factory.queue is not None:
+            self.factory.queue.start()
 
     def stopService(self) -> defer.Deferred[None]:
         listening = defer.maybeDeferred(super().stopService)
         drained = self.factory.shutdown()
-        done = defer.gatherResults([listening, drained], consumeErrors=True)
+        waits = [listening, drained]
+        if self.factory.queue is not None:
+            waits.append(self.factory.queue.stop(self.factory.config.shutdown_timeout))
+        done = defer.gatherResults(waits, consumeErrors=True)
 
         def closed(_: Any) -> None:
             self.factory.close()

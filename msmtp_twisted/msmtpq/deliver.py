@@ -104,6 +104,10 @@ def deliver(account: str | None, claims: list[Claim], *, env: Mapping[str, str] 
     """
     environ = os.environ if env is None else env
     for claim in claims:
+        if "command" in claim.entry.extra:
+            # written by msmtpd --queue with its own --command: not msmtp's
+            # arguments; that msmtpd delivers it (left as it is here)
+            continue
         result = _send_entry(claim, environ)
         yield claim, result
         if result.kind is Kind.TEMPORARY and not result.connected:
