@@ -346,15 +346,14 @@ def test_kill_9_while_flushing_loses_nothing(q: Setup) -> None:
         assert res.returncode == 0, res.stderr
         server.wait_idle()
         received = message_ids(server)
-        cut_short = [_msgid(session.messages[-1]) for session in server.sessions
-                     if session.messages and not session.quit_received]
     assert set(received) == {f"<m{n}@queue.test>" for n in range(count)}  # none lost
     duplicates = sum(received.values()) - count
     # the window: the server has the whole mail (final dot) but the entry is not
-    # removed yet.  Only the last mail of a connection the kill cut short can be
-    # in it, so every extra copy is one of those, at most one per kill.
+    # removed yet -- the kill may land before the reply to the dot was read or
+    # after QUIT, before the removal.  Each kill opens that window for at most
+    # the one mail in flight, so there are no more extra copies than kills.
     extra = received - Counter(received.keys())
-    assert not extra - Counter(cut_short), (extra, cut_short)
+    assert sum(extra.values()) <= kills, (extra, kills)
     assert duplicates <= kills
     assert q.entries() == [] and q.entries(q.queue / "failed") == []
     assert list((q.queue / "tmp").iterdir()) == []
