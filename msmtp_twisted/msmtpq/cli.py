@@ -191,23 +191,23 @@ def manage_main(argv: Sequence[str], *, env: Mapping[str, str] | None = None) ->
     return sysexits.EX_OK
 
 
-def console_main() -> None:
-    """Entry point of the ``msmtpq`` console script."""
+def _exit_with(run: Any) -> None:
+    """``sys.exit(run(sys.argv))``, with an interrupt and a closed output pipe
+    mapped to the exit codes ``msmtp`` uses for them."""
     try:
-        code = main(sys.argv)
+        code = run(sys.argv)
     except KeyboardInterrupt:
         code = sysexits.EX_TEMPFAIL
     except BrokenPipeError:
         code = sysexits.EX_IOERR
     sys.exit(code)
+
+
+def console_main() -> None:
+    """Entry point of the ``msmtpq`` console script."""
+    _exit_with(main)
 
 
 def queue_console_main() -> None:
     """Entry point of the ``msmtp-queue`` console script."""
-    try:
-        code = manage_main(sys.argv)
-    except KeyboardInterrupt:
-        code = sysexits.EX_TEMPFAIL
-    except BrokenPipeError:
-        code = sysexits.EX_IOERR
-    sys.exit(code)
+    _exit_with(manage_main)

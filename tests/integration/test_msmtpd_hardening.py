@@ -9,19 +9,16 @@ parallel AUTH guessing from one address.  Real processes, real sockets on
 from __future__ import annotations
 
 import base64
-import contextlib
 import smtplib
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import require
 from tests.servers.msmtpd import (
     Recorder,
     begin_mail,
@@ -30,6 +27,7 @@ from tests.servers.msmtpd import (
     read_all,
     read_reply,
 )
+from tests.servers.tmpfs import tmpfs
 
 # One log line at most (docs/msmtpd.md, "Log"), plus the time stamp, PID and level.
 LOG_CAP = 8192
@@ -41,19 +39,6 @@ def log_messages(path: Path) -> list[str]:
 
 
 # --- a full or read-only $TMPDIR (item 4) -------------------------------------------------
-
-
-@contextlib.contextmanager
-def tmpfs(where: Path, size: str) -> Iterator[Path]:
-    where.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=1777", "tmpfs",
-                          str(where)], capture_output=True, text=True, timeout=30)
-    require(res.returncode == 0,
-            f"mounting a tmpfs (root and CAP_SYS_ADMIN): {res.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=30)
 
 
 def send_mail(sock: socket.socket, rcpt: str, body_block: bytes, blocks: int) -> bytes:
@@ -72,7 +57,7 @@ def test_full_tmpdir_answers_452_and_pipes_nothing(
         msmtpd: Any, recorder: Recorder, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     log = tmp_path / "msmtpd.log"
-    with tmpfs(tmp_path / "spool", "1m") as spool:
+    with tmpfs(tmp_path / "spool", "1m", "1777") as spool:
         monkeypatch.setenv("TMPDIR", str(spool))
         d = msmtpd([f"--command={recorder.command()}", f"--log={log}"])
         with open_session(d.port) as sock:
@@ -101,7 +86,7 @@ def test_read_only_tmpdir_answers_452_then_recovers(
         msmtpd: Any, recorder: Recorder, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     log = tmp_path / "msmtpd.log"
-    with tmpfs(tmp_path / "spool", "16m") as spool:
+    with tmpfs(tmp_path / "spool", "16m", "1777") as spool:
         monkeypatch.setenv("TMPDIR", str(spool))
         d = msmtpd([f"--command={recorder.command()}", f"--log={log}"])
 

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from tests.servers.msmtpd import begin_mail, open_session, read_reply, start_mail
+from tests.servers.tmpfs import tmpfs
 
 SCRIPT = """#!/bin/sh
 D='{dir}'
@@ -201,16 +202,8 @@ def test_unusable_queue_does_not_start(tmp_path: Path, relay: Relay) -> None:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    where = tmp_path / "small"
-    where.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs",
-                        str(where)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {r.stderr.decode(errors='replace')}")
-    try:
+    with tmpfs(tmp_path / "small", "256k") as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
 def test_full_disk_is_452_never_250(msmtpd: Any, relay: Relay, small_disk: Path) -> None:

@@ -7,7 +7,6 @@ bounded in count and time.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -18,16 +17,17 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, require
+from tests.conftest import ROOT
 from tests.servers.msmtp import write_config
 from tests.servers.ports import free_port
 from tests.servers.recording import RecordingServer
+from tests.servers.tmpfs import tmpfs
 
 MSMTPQ = [sys.executable, "-m", "msmtp_twisted.msmtpq"]
 QUEUE = [*MSMTPQ, "--q-mgmt"]
@@ -266,19 +266,6 @@ def test_garbage_in_the_queue_is_reported_and_skipped(q: Setup) -> None:
     assert list((q.queue / "tmp").iterdir()) == [] and not orphan.exists()
     assert (q.queue / "README").exists()
     assert b"removed a temporary file" in res.stdout
-
-
-@contextlib.contextmanager
-def tmpfs(where: Path, size: str) -> Iterator[Path]:
-    where.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
-                          str(where)], capture_output=True, text=True, timeout=30)
-    require(res.returncode == 0,
-            f"mounting a tmpfs (root and CAP_SYS_ADMIN): {res.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=30)
 
 
 @pytest.mark.root
