@@ -19,9 +19,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import select
 import socket
 import ssl
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -292,22 +292,37 @@ class TLSTerminatingProxy(ThreadedServer):
         upstream = self.back.wrap_socket(raw, server_hostname="localhost")
         self.register_socket(upstream)
 
-        def pump(src: ssl.SSLSocket, dst: ssl.SSLSocket) -> None:
-            with contextlib.suppress(OSError):
-                while data := src.recv(65536):
-                    self.relayed += len(data)
-                    dst.sendall(data)
-            with contextlib.suppress(OSError):
-                dst.shutdown(socket.SHUT_RDWR)
-
-        up = threading.Thread(target=pump, args=(client, upstream), daemon=True)
-        up.start()
-        pump(upstream, client)
-        up.join(self.io_timeout)
-        for sock in (client, upstream):
-            self.unregister_socket(sock)
-            with contextlib.suppress(OSError):
-                sock.close()
+        # One thread relays both ways: an SSL object must not be read in one thread
+        # while another writes to it (OpenSSL may process a TLS 1.3 ticket or key
+        # update in the read); two pump threads lost a QUIT once in a few thousand runs.
+        other = {client: upstream, upstream: client}
+        for sock in other:
+            sock.settimeout(self.io_timeout)
+        open_ = set(other)
+        try:
+            while open_:
+                ready = [s for s in open_ if s.pending()] or \
+                    select.select(list(open_), [], [], self.io_timeout)[0]
+                if not ready:
+                    break
+                for src in ready:
+                    try:
+                        data = src.recv(65536)
+                    except OSError:
+                        data = b""
+                    if data:
+                        self.relayed += len(data)
+                        with contextlib.suppress(OSError):
+                            other[src].sendall(data)
+                        continue
+                    open_.discard(src)
+                    with contextlib.suppress(OSError):
+                        other[src].shutdown(socket.SHUT_RDWR)
+        finally:
+            for sock in (client, upstream):
+                self.unregister_socket(sock)
+                with contextlib.suppress(OSError):
+                    sock.close()
 
 
 @pytest.mark.parametrize("max_version", [None, ssl.TLSVersion.TLSv1_2],
