@@ -19,7 +19,8 @@ from types import SimpleNamespace
 
 from msmtp_twisted.limits import HEADER_ADDRESS, RECIPIENTS
 
-__all__ = ["HeaderScanner", "addresses_from_arguments", "scan_headers"]
+__all__ = ["HeaderFacts", "HeaderScanner", "addresses_from_arguments", "quick_scan",
+           "scan_headers"]
 
 
 class S(IntEnum):
@@ -499,6 +500,82 @@ def scan_headers(data: bytes, **kwargs: bool) -> HeaderScanner:
     if scanner.feed(data) is None:
         scanner.finish()
     return scanner
+
+
+class HeaderFacts:
+    """What :func:`quick_scan` found: the offset just past the header block, and
+    whether the block has a From with an address, a Date and a Message-ID (as
+    :class:`HeaderScanner` with ``want_recipients=False`` decides them)."""
+
+    __slots__ = ("end", "have_date", "have_from", "have_msgid")
+
+    def __init__(self, end: int, have_from: bool, have_date: bool, have_msgid: bool) -> None:
+        self.end = end
+        self.have_from = have_from
+        self.have_date = have_date
+        self.have_msgid = have_msgid
+
+
+# A plain header line: a field name (printable, no colon) and a colon, or a
+# folded continuation.  Anything else sends the mail through the scanner.
+_PLAIN_LINE = re.compile(rb"(?:[!-9;-~]+:|[ \t])[^\n]*\n")
+_ATOM = rb"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]+"
+_ANGLE = rb"<[^<>()\\\"\x00-\x20\x7f,;:]+>"
+# From values for which the scanner surely keeps an address: a bare address,
+# or <address> after a display name of plain words or one quoted string
+_PLAIN_FROM = re.compile(
+    rb"[ \t]*(?:" + _ATOM + rb"|(?:(?:" + _ATOM + rb"[ \t]+)*" + _ATOM + rb"[ \t]*"
+    + rb'|"[^"\\\n]*"[ \t]*)?' + _ANGLE + rb")[ \t]*\n")
+
+
+def quick_scan(data: bytes) -> HeaderFacts | None:
+    """The scanner's verdict for a whole small mail held in memory, with bytes
+    operations instead of a byte at a time, when its header block is plain:
+    every line a ``Name:`` line or a folded one, CR only before LF, a first From
+    of a plain form on one line, and no Resent- header.  None when it is not
+    (or there is no blank line): scan it with :class:`HeaderScanner` then.
+
+    A library send prepares every mail; this keeps that cheap.  The property
+    test holds it to the scanner."""
+    lf = data.find(b"\n\n")
+    crlf = data.find(b"\n\r\n")
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        last, end = crlf, crlf + 3
+    elif lf >= 0:
+        last, end = lf, lf + 2
+    else:
+        return None
+    head = data[:last + 1]  # through the last header line's LF
+    if b"\r" in head:
+        if head.count(b"\r") != head.count(b"\r\n"):
+            return None
+        head = head.replace(b"\r\n", b"\n")
+    if not head or head[0] in b" \t\n":
+        return None
+    pos = 0
+    size = len(head)
+    match = _PLAIN_LINE.match
+    while pos < size:
+        found = match(head, pos)
+        if found is None:
+            return None
+        pos = found.end()
+    low = b"\n" + head.lower()
+    if b"\nresent-" in low:
+        return None
+    have_from = False
+    start = low.find(b"\nfrom:")
+    if start >= 0:
+        # low is one byte longer: "from:" is head[start:start + 5], and the LF
+        # that low finds at j is head[j - 1]
+        value = start + 5
+        if _PLAIN_FROM.fullmatch(head, value, low.find(b"\n", start + 1)) is None:
+            return None
+        line_end = head.find(b"\n", value) + 1
+        if line_end < size and head[line_end] in b" \t":
+            return None  # folded: left to the scanner
+        have_from = True
+    return HeaderFacts(end, have_from, b"\ndate:" in low, b"\nmessage-id:" in low)
 
 
 def addresses_from_arguments(args: list[str]) -> list[str]:

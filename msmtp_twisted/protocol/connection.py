@@ -58,6 +58,9 @@ from twisted.python.failure import Failure
 from msmtp_twisted import sysexits
 from msmtp_twisted.config.account import Account
 from msmtp_twisted.errors import Cause, MsmtpError, SMTPFailure
+from msmtp_twisted.message.encoder import encode_part
+from msmtp_twisted.message.headers import quick_scan
+from msmtp_twisted.sending.mail import added_headers, build_body_parts, read_headers
 from msmtp_twisted.smtp.client import Capabilities, Delivered
 from msmtp_twisted.smtp.persistent import (
     QUIT_JOB,
@@ -103,37 +106,49 @@ class PreparedMail:
                  recipients: Sequence[str], message: bytes, *,
                  notify: str | None = None, ret: str | None = None,
                  envid: str | None = None, partial_recipients: bool = False) -> None:
-        from msmtp_twisted.sending.mail import build_body_parts, read_headers
-
         if isinstance(recipients, (str, bytes)):
             raise TypeError("recipients must be a sequence of addresses, not one string")
         if not recipients:
             raise ValueError("no recipients")
         if not isinstance(message, bytes):
             raise TypeError("message must be bytes")
-        notify = notify if notify is not None else account.dsn_notify
-        ret = ret if ret is not None else account.dsn_return
-        check_dsn(notify, ret, envid)
+        if notify is None:
+            notify = account.dsn_notify
+        if ret is None:
+            ret = account.dsn_return
+        if notify is not None or ret is not None or envid is not None:
+            check_dsn(notify, ret, envid)
         sender = envelope_from if envelope_from is not None else (account.from_addr or "")
         self.message = message
         self.job = MailJob(sender, tuple(recipients), notify=notify, ret=ret, envid=envid,
                            partial_recipients=partial_recipients)
-        stream = io.BytesIO(message)
-        headers = read_headers(stream, want_recipients=False)
-        self._prepend, self._policy = build_body_parts(account, headers, recipients, sender)
-        self._first: tuple[Any, io.BytesIO] | None = (headers, stream)
+        self._first: tuple[Any, io.BytesIO] | None = None
         self._encoded: _Encoded | None = None
         if len(message) <= SMALL_MAIL:
             # encoded once, here, as MailBody would (the same three parts): each
             # attempt sends the same bytes
-            from msmtp_twisted.message.encoder import encode_part
-
-            parts = (encode_part(self._prepend),
+            facts = quick_scan(message)
+            if facts is not None:
+                self._prepend, self._policy = added_headers(
+                    account, recipients, sender, have_from=facts.have_from,
+                    have_date=facts.have_date, have_msgid=facts.have_msgid)
+                head, rest = message[:facts.end], message[facts.end:]
+            else:
+                stream = io.BytesIO(message)
+                headers = read_headers(stream, want_recipients=False)
+                self._prepend, self._policy = build_body_parts(account, headers, recipients,
+                                                               sender)
+                head, rest = headers.head, headers.rest + stream.read()
+            parts = (encode_part(self._prepend) if self._prepend else (b"", 0),
                      # msmtp's header reader drops every CR of the header block
-                     encode_part(headers.head.replace(b"\r", b""), self._policy),
-                     encode_part(headers.rest + stream.read()))
+                     encode_part(head.replace(b"\r", b""), self._policy),
+                     encode_part(rest))
             self._encoded = _Encoded(b"".join(p for p, _ in parts), sum(n for _, n in parts))
-            self._first = None
+        else:
+            stream = io.BytesIO(message)
+            headers = read_headers(stream, want_recipients=False)
+            self._prepend, self._policy = build_body_parts(account, headers, recipients, sender)
+            self._first = (headers, stream)
 
     def body(self) -> MailBody | _Encoded:
         """The encoded mail, as a pull source (a fresh one for each attempt)."""

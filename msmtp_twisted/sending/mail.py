@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MailBody",
     "ReadHeaders",
+    "added_headers",
     "build_body_parts",
     "prepare_mail",
     "read_headers",
@@ -166,30 +167,30 @@ def build_body_parts(
     account: Account, headers: ReadHeaders, recipients: Sequence[str], envelope_from: str
 ) -> tuple[bytes, Any]:
     """The headers to prepend and the policy for the mail's own header block."""
-    from msmtp_twisted.config.select import hostname
-    from msmtp_twisted.message.msgid import create_msgid, rfc2822_date
+    scanner = headers.scanner
+    return added_headers(account, recipients, envelope_from,
+                         have_from=scanner.from_address is not None,
+                         have_date=scanner.have_date, have_msgid=scanner.have_msgid)
+
+
+def added_headers(account: Account, recipients: Sequence[str], envelope_from: str, *,
+                  have_from: bool, have_date: bool, have_msgid: bool) -> tuple[bytes, Any]:
+    """:func:`build_body_parts` from what the header block has."""
     from msmtp_twisted.message.rewrite import header_policy, prepended_headers
 
-    scanner = headers.scanner
-    have_from = scanner.from_address is not None
     prepend = prepended_headers(
         envelope_from=envelope_from,
         full_name=account.from_full_name,
         set_from_header=account.set_from_header,
         have_from=have_from,
         set_to_header=account.set_to_header,
-        recipients=list(recipients),
+        recipients=recipients,
         set_date_header=account.set_date_header,
-        have_date=scanner.have_date,
+        have_date=have_date,
         set_msgid_header=account.set_msgid_header,
-        have_msgid=scanner.have_msgid,
-        msgid=lambda: create_msgid(
-            envelope_from=envelope_from,
-            domain=account.domain,
-            server_host=account.host,
-            hostname=hostname(),
-        ),
-        date=lambda: rfc2822_date(time.time()),
+        have_msgid=have_msgid,
+        msgid=lambda: _msgid(account, envelope_from),
+        date=lambda: _date(),
     )
     policy = header_policy(
         set_from_header=account.set_from_header,
@@ -198,6 +199,20 @@ def build_body_parts(
         remove_bcc_headers=account.remove_bcc_headers,
     )
     return prepend, policy
+
+
+def _msgid(account: Account, envelope_from: str) -> str:
+    from msmtp_twisted.config.select import hostname
+    from msmtp_twisted.message.msgid import create_msgid
+
+    return create_msgid(envelope_from=envelope_from, domain=account.domain,
+                        server_host=account.host, hostname=hostname())
+
+
+def _date() -> str:
+    from msmtp_twisted.message.msgid import rfc2822_date
+
+    return rfc2822_date(time.time())
 
 
 def prepare_mail(account: Account, envelope_from: str, recipients: Sequence[str],
