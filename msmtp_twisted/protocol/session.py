@@ -121,6 +121,7 @@ class SessionProtocol(TwistedProtocol):
         self._outgoing: list[Send] = []
         self._waiting = False
         self._timer: IDelayedCall | None = None
+        self._on_timeout: Callable[[], None] | None = None
         self._producer: _BodyProducer | None = None
         self._outcome: tuple[Any, SMTPFailure | None] | None = None
         self._quitting = False
@@ -278,7 +279,7 @@ class SessionProtocol(TwistedProtocol):
                 if reply is None:
                     break
                 self._waiting = False
-                self._cancel_timer()
+                self._disarm_timer()
                 self._advance(reply)
         except SMTPFailure as failure:
             self._fail(failure)
@@ -402,7 +403,7 @@ class SessionProtocol(TwistedProtocol):
         assert self._producer is not None
         self._producer.stop()
         self._producer = None
-        self._cancel_timer()
+        self._disarm_timer()
         self.transport.unregisterProducer()
         self._advance(reply)
 
@@ -411,13 +412,13 @@ class SessionProtocol(TwistedProtocol):
 
     def _body_done(self) -> None:
         assert self._body is not None
-        self._cancel_timer()
+        self._disarm_timer()
         self.transport.unregisterProducer()
         self._producer = None
         self._advance(self._body.mailsize)
 
     def _body_failed(self, failure: SMTPFailure) -> None:
-        self._cancel_timer()
+        self._disarm_timer()
         self.transport.unregisterProducer()
         self._producer = None
         self._fail(failure)
@@ -437,18 +438,32 @@ class SessionProtocol(TwistedProtocol):
     # -- timeouts ---------------------------------------------------------------
 
     def _arm_timer(self, callback: Callable[[], None]) -> None:
-        timer = self._timer
-        if timer is not None and timer.func == callback and timer.active():
-            timer.reset(self._timeout)  # cheaper than a new call, once per read
+        self._on_timeout = callback
+        if not self._timeout:
             return
-        self._cancel_timer()
-        if self._timeout:
-            self._timer = self._clock.callLater(self._timeout, callback)
+        timer = self._timer
+        if timer is not None and timer.active():
+            # one call kept and moved, rather than a new one per read (twice a mail)
+            timer.reset(self._timeout)
+        else:
+            self._timer = self._clock.callLater(self._timeout, self._timer_fired)
+
+    def _disarm_timer(self) -> None:
+        """Nothing waits now: the call stays scheduled and is ignored if it fires
+        before the next :meth:`_arm_timer` moves it."""
+        self._on_timeout = None
 
     def _cancel_timer(self) -> None:
+        self._on_timeout = None
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        callback, self._on_timeout = self._on_timeout, None
+        if callback is not None:
+            callback()
 
     def _read_timed_out(self) -> None:
         self._timer = None

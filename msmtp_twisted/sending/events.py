@@ -141,23 +141,28 @@ def observe_delivery(d: defer.Deferred[_T], account: Account,
     """Log ``delivered`` or ``failed`` for the send whose result ``d`` is; the
     result passes through unchanged.  (Never give the request's ``auth`` to a log:
     only its envelope is used here.)"""
-    common: dict[str, Any] = {"account": account.id, "host": account.host or account.socket,
-                              "sender": request.envelope_from,
-                              "recipients": list(request.recipients)}
-
-    def delivered(result: _T) -> _T:
-        reply = getattr(result, "reply", None)
-        log_delivered(size=getattr(result, "mailsize", None),
-                      reply_code=reply.code if reply is not None else None,
-                      reply=" ".join(reply.lines) if reply is not None else None,
-                      replies=[[address, each.code]
-                               for address, each in getattr(result, "recipients", ())],
-                      **common)
-        return result
-
-    def failed(failure: Failure) -> Failure:
-        log_failed(failure=failure.value or Exception("unknown failure"), **common)
-        return failure
-
-    d.addCallbacks(delivered, failed)
+    d.addCallbacks(_delivered, _failed, callbackArgs=(account, request),
+                   errbackArgs=(account, request))
     return d
+
+
+def _common(account: Account, request: SendmailRequest) -> dict[str, Any]:
+    return {"account": account.id, "host": account.host or account.socket,
+            "sender": request.envelope_from, "recipients": list(request.recipients)}
+
+
+def _delivered(result: _T, account: Account, request: SendmailRequest) -> _T:
+    reply = getattr(result, "reply", None)
+    log_delivered(size=getattr(result, "mailsize", None),
+                  reply_code=reply.code if reply is not None else None,
+                  reply=" ".join(reply.lines) if reply is not None else None,
+                  replies=[[address, each.code]
+                           for address, each in getattr(result, "recipients", ())],
+                  **_common(account, request))
+    return result
+
+
+def _failed(failure: Failure, account: Account, request: SendmailRequest) -> Failure:
+    log_failed(failure=failure.value or Exception("unknown failure"),
+               **_common(account, request))
+    return failure

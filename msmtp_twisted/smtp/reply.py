@@ -39,12 +39,7 @@ class Reply:
         return 400 <= self.code < 500
 
 
-def _valid(line: bytes) -> bool:
-    return (
-        len(line) >= 4
-        and line[0:3].isdigit()
-        and line[3:4] in (b" ", b"-")
-    )
+_SEPARATORS = b" -"
 
 
 class ReplyReader:
@@ -91,27 +86,37 @@ class ReplyReader:
         Raises :class:`ReplyError` for an invalid reply (and keeps raising it).
         """
         buf = self._buf
-        while True:
-            nl = buf.find(b"\n", 0, MAX_LINE)
-            if nl < 0:
-                if len(buf) >= MAX_LINE:
+        if not buf:
+            return None
+        lines = self._lines
+        start = 0  # lines before it are taken: deleted once, on the way out
+        try:
+            while True:
+                nl = buf.find(b"\n", start, start + MAX_LINE)
+                if nl < 0:
+                    if len(buf) - start >= MAX_LINE:
+                        raise ReplyError("the server sent an invalid reply")
+                    return None
+                # at least four bytes with the LF: three digits, then space or dash
+                if nl - start < 3 or not buf[start:start + 3].isdigit() \
+                        or buf[start + 3] not in _SEPARATORS:
                     raise ReplyError("the server sent an invalid reply")
-                return None
-            line = bytes(buf[: nl + 1])
-            if not _valid(line):
-                raise ReplyError("the server sent an invalid reply")
-            if len(self._lines) >= MAX_LINES:  # msmtp counts the final line too
-                raise ReplyError(
-                    f"Rejecting server reply that is longer than {MAX_LINES} lines. "
-                    "Increase SMTP_MAXLINES."
-                )
-            del buf[: nl + 1]
-            text = line[:-2] if line.endswith(b"\r\n") else line[:-1]
-            self._lines.append(text.decode("utf-8", "surrogateescape"))
-            if line[3:4] == b" ":
-                # msmtp takes the status from the first line of the reply
-                lines, self._lines = self._lines, []
-                return Reply(int(lines[0][:3]), tuple(lines))
+                if len(lines) >= MAX_LINES:  # msmtp counts the final line too
+                    raise ReplyError(
+                        f"Rejecting server reply that is longer than {MAX_LINES} lines. "
+                        "Increase SMTP_MAXLINES."
+                    )
+                end = nl - 1 if nl > start and buf[nl - 1] == 13 else nl  # CRLF or LF
+                lines.append(buf[start:end].decode("utf-8", "surrogateescape"))
+                last = buf[start + 3] == 32
+                start = nl + 1
+                if last:
+                    # msmtp takes the status from the first line of the reply
+                    self._lines = []
+                    return Reply(int(lines[0][:3]), tuple(lines))
+        finally:
+            if start:
+                del buf[:start]
 
     def feed(self, data: bytes) -> list[Reply]:
         """Store ``data`` and return every reply completed so far."""
