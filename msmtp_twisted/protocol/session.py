@@ -161,13 +161,14 @@ class SessionProtocol(TwistedProtocol):
                 self._outgoing.append(action)
             elif action is RECEIVE:
                 self._flush()
-                try:
-                    value = self._next_reply()
-                except SMTPFailure as failure:
-                    self._fail(failure)
-                    return
-                if value is not None:
-                    continue
+                if self._reader.buffered:  # else no reply can be complete yet
+                    try:
+                        value = self._next_reply()
+                    except SMTPFailure as failure:
+                        self._fail(failure)
+                        return
+                    if value is not None:
+                        continue
                 self._waiting = True
                 self._resume_reading()
                 self._arm_timer(self._read_timed_out)
@@ -252,7 +253,7 @@ class SessionProtocol(TwistedProtocol):
         if not self._outgoing:
             return
         sends, self._outgoing = self._outgoing, []
-        data = b"".join(send.data for send in sends)
+        data = sends[0].data if len(sends) == 1 else b"".join(send.data for send in sends)
         if self._trace:
             self._trace("-->", b"".join(
                 send.data if send.shown is None else send.shown for send in sends))
@@ -351,7 +352,7 @@ class SessionProtocol(TwistedProtocol):
     def _send_body(self) -> None:
         assert self._body is not None, "the session asked for a body but none was given"
         try:
-            early = self._next_reply()
+            early = self._next_reply() if self._reader.buffered else None
         except SMTPFailure as failure:
             self._fail(failure)
             return
