@@ -9,9 +9,12 @@ modes and no mode imports the command line.  Pure, no Twisted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from msmtp_twisted.config.account import Account
+
+if TYPE_CHECKING:
+    from msmtp_twisted.protocol.kept import KeptConnections
 
 __all__ = ["Attempt", "CommandLine", "Output"]
 
@@ -58,6 +61,9 @@ class Output:
 
     #: set by sendmail mode once it has tried to send (None: it stopped before)
     attempt: Attempt | None = None
+    #: connections kept between runs in one process (msmtpq's flush sets it):
+    #: sendmail mode sends over them instead of a connection of its own
+    kept: KeptConnections | None = None
 
     def __init__(self, prog: str, stdout: BinaryIO, stderr: BinaryIO) -> None:
         self.prog = prog

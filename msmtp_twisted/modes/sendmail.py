@@ -16,7 +16,9 @@ from msmtp_twisted.config.account import Account
 
 if TYPE_CHECKING:
     from msmtp_twisted.modes.invocation import CommandLine, Output
-    from msmtp_twisted.sending.mail import ReadHeaders
+    from msmtp_twisted.protocol.kept import KeptConnections
+    from msmtp_twisted.sending.mail import MailBody, ReadHeaders
+    from msmtp_twisted.smtp.client import SendmailRequest
 
 __all__ = ["run_sendmail"]
 
@@ -43,9 +45,14 @@ def run_sendmail(
     tls_warnings(out, account)
 
     request, body = prepare_mail(account, account.from_addr or "", recipients, headers, stdin)
-    trace = tracer(out) if conf.debug else None
-    outcome = run_account_session(account, sendmail_session(request), body=body, trace=trace,
-                                  tls_info=tls_printer(out) if conf.debug else None)
+    kept = out.kept
+    if kept is not None and not conf.debug:
+        outcome = _send_kept(kept, account, request, body, headers, stdin)
+    else:
+        trace = tracer(out) if conf.debug else None
+        outcome = run_account_session(account, sendmail_session(request), body=body,
+                                      trace=trace,
+                                      tls_info=tls_printer(out) if conf.debug else None)
 
     from msmtp_twisted.errors import ConnectFailure, SMTPFailure
     from msmtp_twisted.modes.invocation import Attempt
@@ -72,6 +79,38 @@ def run_sendmail(
     _log(out, account, recipients, body.mailsize if code == 0 else None,
          reply_lines, errormsg, code)
     return code
+
+
+def _send_kept(kept: KeptConnections, account: Account, request: SendmailRequest,
+               body: MailBody, headers: ReadHeaders, stdin: BinaryIO) -> object:
+    """The mail over a connection kept for this account's settings (msmtpq's flush
+    sends many mails): its outcome as :func:`run_account_session` gives it.  A
+    second attempt (the kept connection was found closed) reads the mail again
+    from the start; stdin that cannot be rewound gets no second attempt."""
+    from msmtp_twisted.protocol.kept import StreamedMail
+    from msmtp_twisted.protocol.reactor import run_until_done
+    from msmtp_twisted.sending.mail import prepare_mail, read_headers
+    from msmtp_twisted.smtp.persistent import MailJob
+
+    try:
+        start = stdin.tell() - len(headers.rest) - sum(len(c) for c in headers.iter_head())
+        retryable = stdin.seekable() and start == 0
+    except (OSError, ValueError, AttributeError):
+        retryable = False
+    first: list[MailBody] = [body]
+
+    def bodies() -> MailBody:
+        if first:
+            return first.pop()
+        stdin.seek(0)
+        again = read_headers(stdin, want_recipients=False)
+        return prepare_mail(account, request.envelope_from, list(request.recipients), again,
+                            stdin)[1]
+
+    job = MailJob(request.envelope_from, request.recipients, notify=request.dsn_notify,
+                  ret=request.dsn_return)
+    mail = StreamedMail(job, bodies, retryable=retryable)
+    return run_until_done(lambda reactor: kept.send_prepared(account, mail))
 
 
 def _log(out: Output, account: Account, recipients: list[str], mailsize: int | None,

@@ -4,8 +4,8 @@ Each entry is run as ``msmtp ARGS < ID.eml`` would run (same configuration,
 messages, account log line), but by :func:`msmtp_twisted.cli.run` in this
 process: the reactor runs in a background thread and every send is handed to
 it (:func:`msmtp_twisted.protocol.reactor.run_until_done`).  :func:`deliver`
-is the flush's sender for one account; a sender reusing one connection per
-account will take its place.
+is the flush's sender for one account: its mails go over one kept connection
+(:mod:`msmtp_twisted.protocol.kept`), each still run as msmtp's command line.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ import io
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.queue.outcome import Kind, Result, classify
 from msmtp_twisted.queue.spool import Claim
+
+if TYPE_CHECKING:
+    from msmtp_twisted.protocol.kept import KeptConnections
 
 __all__ = ["BoundedBuffer", "deliver", "error_lines", "send_once"]
 
@@ -53,12 +56,15 @@ def error_lines(stderr: bytes, prog: str) -> list[str]:
 
 
 def send_once(argv: list[str], stdin: BinaryIO, *, prog: str, stdout: BinaryIO,
-              stderr: BinaryIO, env: Mapping[str, str]) -> tuple[int, object, object]:
-    """Run msmtp's command line once; returns (exit code, outcome, attempt)."""
+              stderr: BinaryIO, env: Mapping[str, str], kept: KeptConnections | None = None
+              ) -> tuple[int, object, object]:
+    """Run msmtp's command line once; returns (exit code, outcome, attempt).
+    ``kept``: send over these kept connections instead of a new one."""
     from msmtp_twisted.cli import run
     from msmtp_twisted.modes.invocation import Output
 
     out = Output(prog, stdout, stderr)
+    out.kept = kept
     try:
         code = run([prog, *argv], out, stdin, dict(env))
     finally:
@@ -70,7 +76,7 @@ def send_once(argv: list[str], stdin: BinaryIO, *, prog: str, stdout: BinaryIO,
     return code, (attempt.outcome if attempt is not None else None), attempt
 
 
-def _send_entry(claim: Claim, env: Mapping[str, str]) -> Result:
+def _send_entry(claim: Claim, env: Mapping[str, str], kept: KeptConnections | None) -> Result:
     entry = claim.entry
     captured = BoundedBuffer()
     cwd = os.getcwd()
@@ -80,7 +86,8 @@ def _send_entry(claim: Claim, env: Mapping[str, str]) -> Result:
         with claim.message() as message:
             code, outcome, _ = send_once(entry.argv, message, prog="msmtp",
                                          stdout=sys.stdout.buffer,
-                                         stderr=cast(BinaryIO, captured), env=env)
+                                         stderr=cast(BinaryIO, captured), env=env,
+                                         kept=kept)
     except OSError as e:
         return Result(Kind.TEMPORARY, sysexits.EX_IOERR,
                       [f"cannot read the queued mail: {e.strerror}"])
@@ -94,8 +101,8 @@ def _send_entry(claim: Claim, env: Mapping[str, str]) -> Result:
                   connected=not isinstance(outcome, ConnectFailure))
 
 
-def deliver(account: str | None, claims: list[Claim], *, env: Mapping[str, str] | None = None
-            ) -> Iterator[tuple[Claim, Result]]:
+def deliver(account: str | None, claims: list[Claim], *, env: Mapping[str, str] | None = None,
+            kept: KeptConnections | None = None) -> Iterator[tuple[Claim, Result]]:
     """The flush's sender: the claimed mails of one account, one after the other.
 
     When the account's server cannot be reached at all, the account's other
@@ -103,12 +110,39 @@ def deliver(account: str | None, claims: list[Claim], *, env: Mapping[str, str] 
     flush) instead of each waiting for the same failure.
     """
     environ = os.environ if env is None else env
-    for claim in claims:
-        if "command" in claim.entry.extra:
-            # written by msmtpd --queue with its own --command: not msmtp's
-            # arguments; that msmtpd delivers it (left as it is here)
-            continue
-        result = _send_entry(claim, environ)
-        yield claim, result
-        if result.kind is Kind.TEMPORARY and not result.connected:
-            return
+    own = kept is None
+    if kept is None:
+        kept = kept_connections()
+    try:
+        for claim in claims:
+            if "command" in claim.entry.extra:
+                # written by msmtpd --queue with its own --command: not msmtp's
+                # arguments; that msmtpd delivers it (left as it is here)
+                continue
+            result = _send_entry(claim, environ, kept)
+            yield claim, result
+            if result.kind is Kind.TEMPORARY and not result.connected:
+                return
+    finally:
+        if own:
+            close_kept(kept)
+
+
+def kept_connections() -> KeptConnections:
+    """Connections kept for the flush: one per account (connection settings), used
+    for all its mails, on the reactor that runs in the background.  A password
+    that must be typed is asked once per connection."""
+    from twisted.internet import reactor
+
+    from msmtp_twisted.protocol.kept import KeptConnections
+    from msmtp_twisted.sending.credentials import password_source
+
+    return KeptConnections(reactor, password=password_source)
+
+
+def close_kept(kept: KeptConnections) -> None:
+    """QUIT on the kept connections (errors are no concern of the mails: they are
+    accepted or not already)."""
+    from msmtp_twisted.protocol.reactor import run_until_done
+
+    run_until_done(lambda reactor: kept.close())

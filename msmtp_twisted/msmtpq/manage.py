@@ -128,12 +128,21 @@ def retry(spool: Spool, ids: list[str], out: Say, err: Say, log: str | None) -> 
 def run(spool: Spool, out: Say, log: str | None, *, schedule: Schedule,
         only: list[str] | None = None) -> FlushReport:
     """Flush (everything due, or the ``only`` entries now) in this process."""
-    from msmtp_twisted.msmtpq.deliver import deliver
+    from functools import partial
+
+    from msmtp_twisted.msmtpq.deliver import close_kept, deliver, kept_connections
     from msmtp_twisted.protocol.reactor import run_in_background, stop_background
 
     thread = run_in_background()
     try:
-        return flush(spool, deliver, schedule=schedule, only=only, log=log, say=out)
+        # one kept connection per account for the whole run, whatever groups
+        # the flush makes
+        kept = kept_connections()
+        try:
+            return flush(spool, partial(deliver, kept=kept), schedule=schedule, only=only,
+                         log=log, say=out)
+        finally:
+            close_kept(kept)
     finally:
         stop_background(thread)
 

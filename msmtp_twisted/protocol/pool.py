@@ -115,6 +115,16 @@ class Sender:
                                 partial_recipients=partial_recipients)
         except (ValueError, TypeError, MsmtpError) as e:
             return defer.fail(e)
+        return self.send_prepared(mail, timeout=timeout)
+
+    def send_prepared(self, mail: PreparedMail, *, timeout: float | None = None
+                      ) -> defer.Deferred[Delivered]:
+        """Send a :class:`~msmtp_twisted.protocol.connection.PreparedMail` (or
+        anything with its ``job`` and ``body()``; one whose ``retryable`` is
+        false is never tried a second time)."""
+        if self._closing:
+            return defer.fail(SMTPFailure(sysexits.EX_SOFTWARE, "the sender is closed",
+                                          cause=Cause.LOCAL))
         deadline = self._reactor.seconds() + timeout if timeout is not None else None
         send = _Send(self, mail, deadline)
         if timeout is not None:
@@ -208,7 +218,8 @@ class Sender:
 
     def _may_retry(self, failure: Failure, send: _Send, job: _Job, reused: bool) -> bool:
         """The rule of the module docstring: nothing of the mail can be at the server."""
-        if send.retried or send.deferred.called or job.final_dot_sent:
+        if send.retried or send.deferred.called or job.final_dot_sent \
+                or not getattr(send.mail, "retryable", True):
             return False
         error = failure.value
         if not isinstance(error, SMTPFailure):

@@ -126,3 +126,14 @@ def test_parsed_account_equals_the_same_account_built_in_code() -> None:
                     from_addr="me@example.com", timeout=30)
     assert built.settings() == parsed.settings()
     assert built.mask == parsed.mask
+
+
+def test_every_setting_is_a_connection_or_a_mail_setting() -> None:
+    """Kept connections (msmtpq's flush) are shared by accounts that agree on the
+    connection settings: a new setting must be sorted into one of the lists."""
+    from msmtp_twisted.config.commands import SETTINGS
+    from msmtp_twisted.protocol.kept import CONNECTION_FIELDS, MAIL_FIELDS
+
+    names = {setting.field for setting in SETTINGS}
+    assert not set(CONNECTION_FIELDS) & set(MAIL_FIELDS)
+    assert set(CONNECTION_FIELDS) | set(MAIL_FIELDS) == names
