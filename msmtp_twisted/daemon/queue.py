@@ -154,7 +154,8 @@ class DaemonQueue:
         def stored(stored_entry: Entry) -> ServerReply:
             self.log.info(f"mail queued as {stored_entry.id} in {self.spool.path}")
             self._enqueue(stored_entry.id)
-            return ServerReply(250, (f"Ok, mail queued as {stored_entry.id}",))
+            # logged above: "piped successfully" would say more than is true yet
+            return ServerReply(250, (f"Ok, mail queued as {stored_entry.id}",), logged=None)
 
         def trouble(failure: Failure) -> ServerReply:
             if failure.check(OSError):

@@ -89,6 +89,9 @@ class ServerReply:
 
     code: int
     lines: tuple[str, ...]
+    #: for a 250 after the mail: what the log says (msmtpd's words by default;
+    #: msmtpd --queue says where it stored the mail itself, so None)
+    logged: str | None = "mail was piped successfully"
 
     def to_bytes(self) -> bytes:
         out = []
@@ -551,7 +554,8 @@ class SMTPServer:
         if reply.code == 250:
             self.mails_delivered += 1
             events.append(reply)
-            events.append(Log("info", "mail was piped successfully"))
+            if reply.logged:
+                events.append(Log("info", reply.logged))
         else:
             events.append(self._error(reply.code, reply.text))
             # msmtpd's wording: the reply text with a lower-case first letter

@@ -167,6 +167,9 @@ def test_permanent_failure_goes_to_failed_with_a_log_line(msmtpd: Any, relay: Re
     wait_for(lambda: f"queue: {entry_id}: failed, moved to" in log.read_text(), 10,
              "no msmtpd log line")
     assert relay.mails() == []
+    # the 250 was for storing the mail, and the log says so (nothing was piped then)
+    assert f"mail queued as {entry_id} in {queue}" in log.read_text()
+    assert "piped successfully" not in log.read_text()
 
 
 def test_restart_delivers_what_was_left(msmtpd: Any, relay: Relay, tmp_path: Path) -> None:
