@@ -305,26 +305,49 @@ def test_concurrent_runs_never_send_a_mail_twice(q: Setup) -> None:
     assert q.entries() == []
 
 
+def _fill(q: Setup, numbers: range) -> None:
+    """Queue these mails as ``msmtpq --q-only`` does, without a process each."""
+    import io
+
+    from msmtp_twisted.queue.entry import Entry
+    from msmtp_twisted.queue.spool import Spool
+
+    spool = Spool(q.queue)
+    spool.ensure()
+    for n in numbers:
+        incoming = spool.incoming()
+        incoming.write_from(io.BytesIO(mail(n)))
+        now = time.time()
+        spool.commit(incoming, Entry(id=incoming.id, argv=["-C", str(q.rc), "bob@example.org"],
+                                     cwd=str(q.dir), size=incoming.size, created=now,
+                                     next_attempt=now, recipients=["bob@example.org"]))
+
+
 def test_kill_9_while_flushing_loses_nothing(q: Setup) -> None:
-    count = 12
-    for n in range(count):
+    """50 flushes (bounded: 240 s), each killed at a random moment if it has not
+    finished; the queue is topped up so that every run has mails to send."""
+    for n in range(4):
         assert q.send(n, "--q-only").returncode == 0
+    count = 4
     rng = random.Random(12)
 
     def slow(session: Any, command: Any) -> str:
-        time.sleep(rng.uniform(0.0, 0.3))
+        time.sleep(rng.uniform(0.0, 0.15))
         return "250 2.0.0 ok"
 
     kills = 0
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 240
     with RecordingServer(replies={"EOD": slow}) as server:
         q.up(server)
-        for _ in range(20):
-            if not q.entries() or time.monotonic() > deadline:
+        for _ in range(50):
+            if time.monotonic() > deadline:
                 break
+            if len(q.entries()) < 3:
+                _fill(q, range(count, count + 3))
+                count += 3
             run = subprocess.Popen([*QUEUE, "-r"], env=q.env, cwd=q.dir,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.2, 1.5))
+            time.sleep(rng.uniform(0.3, 1.0))
             if run.poll() is None:
                 run.send_signal(signal.SIGKILL)
                 kills += 1
@@ -333,6 +356,7 @@ def test_kill_9_while_flushing_loses_nothing(q: Setup) -> None:
         assert res.returncode == 0, res.stderr
         server.wait_idle()
         received = message_ids(server)
+    assert kills >= 10  # the loop did kill flushes in the middle
     assert set(received) == {f"<m{n}@queue.test>" for n in range(count)}  # none lost
     duplicates = sum(received.values()) - count
     # the window: the server has the whole mail (final dot) but the entry is not
