@@ -198,9 +198,20 @@ def encode_part(data: bytes, policy: HeaderPolicy | None = None) -> tuple[bytes,
     return lines.replace(b"\n.", b"\n..").replace(b"\n", b"\r\n"), size
 
 
+_DROP_NAMES: dict[HeaderPolicy, tuple[bytes, ...]] = {}
+
+
 def _drop_names(policy: HeaderPolicy | None) -> tuple[bytes, ...]:
     if policy is None:
         return ()
+    names = _DROP_NAMES.get(policy)
+    if names is None:
+        # 16 policies at most
+        names = _DROP_NAMES[policy] = _names_dropped(policy)
+    return names
+
+
+def _names_dropped(policy: HeaderPolicy) -> tuple[bytes, ...]:
     names = (
         (policy.keep_from, b"from:"),
         (policy.keep_to, b"to:"),

@@ -518,7 +518,7 @@ class HeaderFacts:
 
 # A plain header line: a field name (printable, no colon) and a colon, or a
 # folded continuation.  Anything else sends the mail through the scanner.
-_PLAIN_LINE = re.compile(rb"(?:[!-9;-~]+:|[ \t])[^\n]*\n")
+_PLAIN_BLOCK = re.compile(rb"(?:(?:[!-9;-~]+:|[ \t])[^\n]*\n)*")
 _ATOM = rb"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]+"
 _ANGLE = rb"<[^<>()\\\"\x00-\x20\x7f,;:]+>"
 # From values for which the scanner surely keeps an address: a bare address,
@@ -550,16 +550,9 @@ def quick_scan(data: bytes) -> HeaderFacts | None:
         if head.count(b"\r") != head.count(b"\r\n"):
             return None
         head = head.replace(b"\r\n", b"\n")
-    if not head or head[0] in b" \t\n":
+    if not head or head[0] in b" \t\n" or _PLAIN_BLOCK.fullmatch(head) is None:
         return None
-    pos = 0
     size = len(head)
-    match = _PLAIN_LINE.match
-    while pos < size:
-        found = match(head, pos)
-        if found is None:
-            return None
-        pos = found.end()
     low = b"\n" + head.lower()
     if b"\nresent-" in low:
         return None

@@ -60,6 +60,7 @@ from msmtp_twisted.config.account import Account
 from msmtp_twisted.errors import Cause, MsmtpError, SMTPFailure
 from msmtp_twisted.message.encoder import encode_part
 from msmtp_twisted.message.headers import quick_scan
+from msmtp_twisted.sending.events import observe_delivery
 from msmtp_twisted.sending.mail import added_headers, build_body_parts, read_headers
 from msmtp_twisted.smtp.client import Capabilities, Delivered
 from msmtp_twisted.smtp.persistent import (
@@ -139,11 +140,11 @@ class PreparedMail:
                 self._prepend, self._policy = build_body_parts(account, headers, recipients,
                                                                sender)
                 head, rest = headers.head, headers.rest + stream.read()
-            parts = (encode_part(self._prepend) if self._prepend else (b"", 0),
-                     # msmtp's header reader drops every CR of the header block
-                     encode_part(head.replace(b"\r", b""), self._policy),
-                     encode_part(rest))
-            self._encoded = _Encoded(b"".join(p for p, _ in parts), sum(n for _, n in parts))
+            added, added_size = encode_part(self._prepend) if self._prepend else (b"", 0)
+            # msmtp's header reader drops every CR of the header block
+            own, own_size = encode_part(head.replace(b"\r", b""), self._policy)
+            body, body_size = encode_part(rest)
+            self._encoded = _Encoded(added + own + body, added_size + own_size + body_size)
         else:
             stream = io.BytesIO(message)
             headers = read_headers(stream, want_recipients=False)
@@ -168,8 +169,6 @@ class PreparedMail:
 def observe_mail(d: defer.Deferred[Any], account: Account, mail: PreparedMail) -> None:
     """The ``delivered``/``failed`` log events for the send whose result ``d`` is
     (:func:`~msmtp_twisted.sending.events.observe_delivery` reads only the envelope)."""
-    from msmtp_twisted.sending.events import observe_delivery
-
     observe_delivery(d, account, cast(Any, mail.job))
 
 

@@ -253,7 +253,7 @@ class SessionProtocol(TwistedProtocol):
         if not self._outgoing:
             return
         sends, self._outgoing = self._outgoing, []
-        data = sends[0].data if len(sends) == 1 else b"".join(send.data for send in sends)
+        data = sends[0].data if len(sends) == 1 else b"".join([send.data for send in sends])
         if self._trace:
             self._trace("-->", b"".join(
                 send.data if send.shown is None else send.shown for send in sends))
@@ -265,9 +265,10 @@ class SessionProtocol(TwistedProtocol):
         if self._session is None:
             return  # after the end (e.g. the reply to a pipelined command we gave up on)
         self._reader.receive(data)
-        if self._waiting:
-            # msmtp's timeout applies to each read, not to a whole reply
-            self._arm_timer(self._read_timed_out)
+        # msmtp's timeout applies to each read, not to a whole reply: data that
+        # leaves us waiting starts the wait again (a complete reply ends this
+        # wait, and the session arms the timer for its next one)
+        rearm = self._waiting
         try:
             if self._producer is not None:
                 # the server owes no reply while the mail is being sent
@@ -278,7 +279,10 @@ class SessionProtocol(TwistedProtocol):
             while self._waiting:
                 reply = self._next_reply()
                 if reply is None:
+                    if rearm:
+                        self._arm_timer(self._read_timed_out)
                     break
+                rearm = False
                 self._waiting = False
                 self._disarm_timer()
                 self._advance(reply)

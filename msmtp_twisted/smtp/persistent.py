@@ -292,7 +292,8 @@ def _mail(setup: SessionSetup, state: ConnectionState, job: MailJob
         for kind, rcpt, _ in group:
             got.append((kind, rcpt, _reply((yield RECEIVE))))
             state.replies_read += 1
-        data_open = any(kind == "DATA" and reply.code == 354 for kind, _, reply in got)
+        # DATA, when in this group, is its last command
+        data_open = got[-1][0] == "DATA" and got[-1][2].code == 354
         failure: SMTPFailure | None = None
         fatal = False
         for kind, rcpt, reply in got:
