@@ -27,9 +27,9 @@ def q(tmp_path: Path) -> Setup:
     return Setup(tmp_path)
 
 
-def queue(q: Setup, n: int, recipient: str) -> str:
+def queue(q: Setup, n: int, *recipients: str) -> str:
     before = set(q.entries())
-    res = q.msmtpq("--q-only", "-C", str(q.rc), recipient, input=mail(n))
+    res = q.msmtpq("--q-only", "-C", str(q.rc), *recipients, input=mail(n))
     assert res.returncode == 0, res.stderr
     [entry_id] = set(q.entries()) - before
     return entry_id
@@ -106,3 +106,23 @@ def test_a_connection_the_server_drops_is_opened_again(q: Setup) -> None:
     assert server.connections_accepted == 4
     assert message_ids(server) == Counter({f"<m{n}@queue.test>": 1 for n in range(4)})
     assert q.entries() == [] and q.entries(q.queue / "failed") == []
+
+
+def test_lmtp_mails_over_one_connection(q: Setup, tmp_path: Path) -> None:
+    """LMTP (a reply per recipient after the final dot): the mail refused for one
+    recipient is not sent again to the others (it goes to failed/, as msmtp's
+    exit code says); the rest arrive once, all over one connection."""
+    with RecordingServer(protocol="lmtp",
+                         replies={f"EOD:{REFUSED}": "550 5.1.1 no such mailbox"}) as server:
+        q.rc = write_config(q.dir, server, timeout=10, protocol="lmtp")
+        ids = [queue(q, 0, "bob@example.org"), queue(q, 1, "bob@example.org", REFUSED),
+               queue(q, 2, "carol@example.org")]
+        res = q.manage("-r")
+        server.wait_idle()
+        assert res.returncode == 0, res.stderr
+        assert server.connections_accepted == 1
+        assert message_ids(server) == Counter({f"<m{n}@queue.test>": 1 for n in range(3)})
+    assert q.entries() == [] and q.entries(q.queue / "failed") == [ids[1]]
+    failed = json.loads((q.queue / "failed" / f"{ids[1]}.json").read_text())
+    assert failed["last_exitcode"] == 69
+    assert REFUSED in failed["last_error"]
