@@ -4,15 +4,13 @@ the plain header blocks that programs send."""
 
 from __future__ import annotations
 
-import io
-
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from msmtp_twisted.config.account import Account
 from msmtp_twisted.message.headers import HeaderScanner, quick_scan
 from msmtp_twisted.protocol.connection import PreparedMail
-from msmtp_twisted.sending.mail import prepare_mail, read_headers
+from tests.unit.test_prepared_mail import streamed
 
 NAMES = [b"From", b"from", b"FROM", b"fRoM", b"Date", b"DATE", b"date", b"Message-ID",
          b"message-id", b"Message-Id", b"Resent-From", b"Resent-Date", b"RESENT-to",
@@ -116,14 +114,7 @@ def test_prepared_mail_is_what_msmtp_sends(data: bytes, rewrite: bool) -> None:
     if rewrite:
         account.set_from_header, account.set_to_header = "on", "on"
     body = PreparedMail(account, "me@x", ["r@x"], data).body()
-    got = body.next_chunk() or b""
-    stream = io.BytesIO(data)
-    headers = read_headers(stream, want_recipients=False)
-    _, streamed = prepare_mail(account, "me@x", ["r@x"], headers, stream)
-    chunks = []
-    while (chunk := streamed.next_chunk()) is not None:
-        chunks.append(chunk)
-    assert (got, body.mailsize) == (b"".join(chunks), streamed.mailsize)
+    assert (body.next_chunk() or b"", body.mailsize) == streamed(account, data)
 
 
 def test_added_headers_follow_what_the_block_has() -> None:
