@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,37 +309,49 @@ def _run(cmd: list[str], case: Case, env: dict[str, str], d: Path):
 SYSTEM_RC = Path("/etc/msmtprc")
 
 
+#: run a command with an overlay on /etc holding msmtprc, in a mount namespace of its own
+_WITH_ETC = ('mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1,workdir=$2" /etc '
+             '&& shift 2 && exec "$@"')
+
+
 @pytest.fixture
-def system_file():
-    """Write /etc/msmtprc for one case (both programs read it), holding the lock on it
-    exclusively until the test ends; needs root and no existing file."""
-    created = []
-    with contextlib.ExitStack() as stack:
+def system_file(tmp_path_factory: pytest.TempPathFactory):
+    """``system_file(content)``: the command prefix that runs a program with
+    ``content`` as /etc/msmtprc (both programs read it), in a private mount namespace
+    (``unshare -m``) where an overlay adds the file to /etc.  The real /etc is never
+    written: other tests, other pytest-xdist workers and other runs never see the
+    file.  Needs root."""
+    def prefix(content: str) -> list[str]:
+        if os.geteuid() != 0 or shutil.which("unshare") is None:
+            if IN_CI:
+                pytest.fail("system-file cases need root and unshare(1)")
+            pytest.skip("system-file cases need root and unshare(1)")
+        top = tmp_path_factory.mktemp("etc-overlay")
+        (top / "upper").mkdir()
+        (top / "work").mkdir()
+        (top / "upper" / "msmtprc").write_text(content)
+        command = ["unshare", "-m", "--propagation", "private", "sh", "-c", _WITH_ETC, "sh",
+                   str(top / "upper"), str(top / "work")]
+        # both programs would agree on a failed mount too: check that they see the file
+        seen = subprocess.run([*command, "cat", str(SYSTEM_RC)], capture_output=True,
+                              text=True, timeout=30)
+        assert (seen.returncode, seen.stdout) == (0, content), seen.stderr
+        return command
 
-        def write(content: str) -> None:
-            stack.enter_context(etc_lock(exclusive=True))
-            if os.geteuid() != 0 or SYSTEM_RC.exists():
-                if IN_CI:
-                    pytest.fail("system-file cases need root and no existing /etc/msmtprc")
-                pytest.skip("system-file cases need root and no existing /etc/msmtprc")
-            SYSTEM_RC.write_text(content)
-            created.append(SYSTEM_RC)
-
-        yield write
-        for path in created:
-            path.unlink()
+    return prefix
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_same_as_msmtp(case: Case, tmp_path: Path, real_msmtp: str, system_file) -> None:
     with contextlib.ExitStack() as stack:
+        prefix: list[str] = []
         if case.system is not None:
-            system_file(case.system)
+            prefix = system_file(case.system)
         else:
             stack.enter_context(etc_lock())
             if SYSTEM_RC.exists():
                 pytest.skip("an /etc/msmtprc exists on this machine; cases assume none")
-        real, ours = _run_both(case, tmp_path)
+        real, ours = _run_both(case, tmp_path, prefix)
     expected = EXPECTED_DIFFERENCES.get(case.id)
     if expected is not None:
         expected(real, ours)
@@ -348,10 +361,10 @@ def test_same_as_msmtp(case: Case, tmp_path: Path, real_msmtp: str, system_file)
     assert ours[0].decode("utf-8", "replace") == real[0].decode("utf-8", "replace")
 
 
-def _run_both(case: Case, tmp_path: Path):
+def _run_both(case: Case, tmp_path: Path, prefix: list[str]):
     env = _materialize(case, tmp_path)
-    return _run(["msmtp"], case, env, tmp_path), _run(ours_command(), case, ours_env(env),
-                                                      tmp_path)
+    return (_run([*prefix, "msmtp"], case, env, tmp_path),
+            _run([*prefix, *ours_command()], case, ours_env(env), tmp_path))
 
 
 def _lmtp_no_port(real, ours) -> None:

@@ -18,6 +18,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,18 @@ class Setup:
              ) -> subprocess.CompletedProcess[bytes]:
         return self.msmtpq(*extra, "-C", str(self.rc), "bob@example.org", input=mail(n, body))
 
+    def send_all(self, ns: Sequence[int], *extra: str, q_only_from: int | None = None,
+                 ) -> list[subprocess.CompletedProcess[bytes]]:
+        """``send(n, *extra)`` for each n, four msmtpq processes at a time (many
+        mails are queued faster; concurrent msmtpq runs are the normal case), and
+        with ``--q-only`` too from the index ``q_only_from`` on."""
+        def one(i_n: tuple[int, int]) -> subprocess.CompletedProcess[bytes]:
+            i, n = i_n
+            q_only = q_only_from is not None and i >= q_only_from
+            return self.send(n, *extra, *(("--q-only",) if q_only else ()))
+        with ThreadPoolExecutor(4) as pool:
+            return list(pool.map(one, enumerate(ns)))
+
     def manage(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run([*QUEUE, *args], capture_output=True, env=self.env,
                               timeout=timeout, cwd=self.dir, stdin=subprocess.DEVNULL)
@@ -89,8 +102,7 @@ def q(tmp_path: Path) -> Setup:
 
 def test_relay_down_queues_and_run_delivers_each_mail_once(q: Setup) -> None:
     count, tried = 100, 30  # the first 30 try the relay first, the rest --q-only (faster)
-    for n in range(count):
-        res = q.send(n, *(() if n < tried else ("--q-only",)))
+    for n, res in enumerate(q.send_all(range(count), q_only_from=tried)):
         assert res.returncode == 0, res.stderr
         if n < tried:
             assert b"Connection refused" in res.stderr  # msmtp's own message comes first
@@ -286,8 +298,7 @@ def test_full_disk_fails_and_leaves_no_entry(q: Setup, only: bool) -> None:
 
 def test_concurrent_runs_never_send_a_mail_twice(q: Setup) -> None:
     count = 24
-    for n in range(count):
-        assert q.send(n, "--q-only").returncode == 0
+    assert all(res.returncode == 0 for res in q.send_all(range(count), "--q-only"))
 
     def slow(session: Any, command: Any) -> str:
         time.sleep(0.1)
@@ -326,9 +337,8 @@ def _fill(q: Setup, numbers: range) -> None:
 def test_kill_9_while_flushing_loses_nothing(q: Setup) -> None:
     """50 flushes (bounded: 240 s), each killed at a random moment if it has not
     finished; the queue is topped up so that every run has mails to send."""
-    for n in range(4):
-        assert q.send(n, "--q-only").returncode == 0
     count = 4
+    assert all(res.returncode == 0 for res in q.send_all(range(count), "--q-only"))
     rng = random.Random(12)
 
     def slow(session: Any, command: Any) -> str:

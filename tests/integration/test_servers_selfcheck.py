@@ -501,8 +501,11 @@ HOSTILE_CASES = [
     ("drop_after_greeting", {}, 76, EMPTY),
     ("drop_after_ehlo", {}, 76, EMPTY),
     ("drop_after_mail", {}, 76, EMPTY),
+    # msmtp sometimes writes DATA after the RST (a race, as in test_sendmail_failures'
+    # RACES; seen once in a full run): either way it saw the reset
     ("drop_after_mail", {"reset": True}, 74,
-     "msmtp: network read error: Connection reset by peer"),
+     ("msmtp: network read error: Connection reset by peer",
+      "msmtp: network write error: Connection reset by peer")),
     ("drop_after_rcpt", {}, 76, EMPTY),
     ("drop_after_data", {}, 74, EPIPE),  # with a big mail; a small one: see below
     ("drop_after_data", {"reset": True}, 74,
@@ -533,7 +536,9 @@ def test_msmtp_against_hostile_server(hostile_server, run_real_msmtp, tmp_path, 
     lines = _stderr(res, tmp_path)
     assert res.returncode == rc, res.stderr
     assert res.seconds < 3.5
-    if rc:
+    if isinstance(first_line, tuple):  # a race in msmtp: one of these
+        assert len(lines) == 2 and lines[0] in first_line and lines[1] == SEND_FAILED, lines
+    elif rc:
         assert lines == [first_line, SEND_FAILED]
     else:
         assert lines == []

@@ -187,17 +187,29 @@ def test_cancel_in_the_middle_of_the_mail(tmp_path, how) -> None:
 
 NEVER_GREETS = """
     import io, json
-    from twisted.internet import defer, task
+    from twisted.internet import defer, protocol, stdio, task
     from msmtp_twisted.protocol import compat
+
+    class UntilEOF(protocol.Protocol):
+        def __init__(self, done):
+            self.done = done
+
+        def connectionLost(self, reason):
+            if not self.done.called:
+                self.done.callback(None)
 
     def main(reactor):
         {make}
         outcome = {{}}
         d.addErrback(lambda f: outcome.setdefault("error", type(f.value).__name__))
         reactor.callLater(0.5, d.cancel)
-        # stay alive well past the cancel: the connection must close at the cancel,
-        # not when this process ends
-        return task.deferLater(reactor, 8.0, lambda: print(json.dumps(outcome)))
+        # stay alive past the cancel until the test has seen the connection closed
+        # (it closes our stdin then; 30 s at most): the connection must close at the
+        # cancel, not when this process ends
+        done = defer.Deferred()
+        stdio.StandardIO(UntilEOF(done), reactor=reactor)
+        reactor.callLater(30.0, lambda: done.called or done.callback(None))
+        return done.addCallback(lambda _: print(json.dumps(outcome)))
     task.react(main)
 """
 
@@ -216,7 +228,8 @@ def test_cancel_against_a_server_that_never_greets(tmp_path, how) -> None:
                     f"        reactor.connectTCP('127.0.0.1', {server.port}, factory)")
         child = subprocess.Popen(
             [sys.executable, "-c", textwrap.dedent(NEVER_GREETS.format(make=make))],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT,
             env=ours_env({"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}))
         try:
             deadline = time.monotonic() + 6.0
@@ -228,7 +241,7 @@ def test_cancel_against_a_server_that_never_greets(tmp_path, how) -> None:
                 time.sleep(0.05)
             assert closed, "the connection stayed open after the cancel"
             assert child.poll() is None  # closed by the cancel, not by the exit
-            out, err = child.communicate(timeout=60)
+            out, err = child.communicate(timeout=60)  # closes its stdin: it may end
         finally:
             if child.poll() is None:
                 child.kill()

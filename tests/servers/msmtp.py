@@ -69,9 +69,12 @@ def write_config(directory: str | os.PathLike[str], server: Any, *, name: str = 
     return path
 
 
-#: tests/integration/test_differential_config.py writes /etc/msmtprc, which both
-#: programs read, while it holds this lock exclusively; every other run of a client
-#: holds it shared (run_msmtp does), so no run ever sees that file.
+#: Both programs read /etc/msmtprc.  tests/integration/test_differential_config.py
+#: once wrote it while holding this lock exclusively; it now gives each such case an
+#: overlay on /etc in a private mount namespace, so nothing here writes /etc (under
+#: pytest-xdist a reference test in the other worker holds no lock).  Runs of a client
+#: still hold the lock shared (run_msmtp does), against older checkouts' runs on the
+#: same machine that write the file.
 ETC_LOCK = "/tmp/msmtp-twisted-etc.lock"
 
 
