@@ -93,8 +93,9 @@ def _send_kept(kept: KeptConnections, account: Account, request: SendmailRequest
     from msmtp_twisted.smtp.persistent import MailJob
 
     try:
-        start = stdin.tell() - len(headers.rest) - sum(len(c) for c in headers.iter_head())
-        retryable = stdin.seekable() and start == 0
+        # the header block was read from the start of a file: it can be read again
+        retryable = stdin.seekable() and headers.size is not None and \
+            stdin.tell() - len(headers.rest) - headers.size == 0
     except (OSError, ValueError, AttributeError):
         retryable = False
     first: list[MailBody] = [body]

@@ -41,10 +41,13 @@ class ReadHeaders:
     mail with a header block of any size costs no more memory than a small one.
     """
 
-    def __init__(self, scanner: HeaderScanner, head: bytes | BinaryIO, rest: bytes) -> None:
+    def __init__(self, scanner: HeaderScanner, head: bytes | BinaryIO, rest: bytes,
+                 size: int | None = None) -> None:
         self.scanner = scanner
         self._head = head  # bytes up to and including the blank line (or a spool)
         self.rest = rest  # body bytes already read past the header block
+        #: bytes of the header block as read (without reading a spool back)
+        self.size = len(head) if isinstance(head, bytes) else size
 
     @property
     def head(self) -> bytes:
@@ -72,6 +75,7 @@ def read_headers(stdin: BinaryIO, *, want_recipients: bool) -> ReadHeaders:
     head = bytearray()
     spool: BinaryIO | None = None
     rest = b""
+    size = 0
     read = getattr(stdin, "read1", stdin.read)
     while True:
         chunk = read(_CHUNK)
@@ -81,6 +85,7 @@ def read_headers(stdin: BinaryIO, *, want_recipients: bool) -> ReadHeaders:
         end = scanner.feed(chunk)
         if end is not None:
             chunk, rest = chunk[:end], chunk[end:]
+        size += len(chunk)
         if spool is not None:
             spool.write(chunk)
         else:
@@ -93,7 +98,7 @@ def read_headers(stdin: BinaryIO, *, want_recipients: bool) -> ReadHeaders:
                 head = bytearray()
         if end is not None:
             break
-    return ReadHeaders(scanner, spool if spool is not None else bytes(head), rest)
+    return ReadHeaders(scanner, spool if spool is not None else bytes(head), rest, size)
 
 
 class MailBody:

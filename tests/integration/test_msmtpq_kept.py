@@ -126,3 +126,24 @@ def test_lmtp_mails_over_one_connection(q: Setup, tmp_path: Path) -> None:
     failed = json.loads((q.queue / "failed" / f"{ids[1]}.json").read_text())
     assert failed["last_exitcode"] == 69
     assert REFUSED in failed["last_error"]
+
+
+def test_a_header_block_past_the_spool_limit_goes_over_the_kept_connection(q: Setup) -> None:
+    """A header block larger than what is kept in memory (msmtp spools it to a
+    temporary file): the mail arrives whole over the kept connection."""
+    from msmtp_twisted.limits import HEADER_SPOOL
+
+    filler = b"".join(b"X-Filler-%06d: %s\n" % (n, b"y" * 100)
+                      for n in range(HEADER_SPOOL // 100 + 100))
+    message = b"Message-ID: <big@queue.test>\n" + filler + b"Subject: big\n\nbody\n"
+    res = q.msmtpq("--q-only", "-C", str(q.rc), "bob@example.org", input=message)
+    assert res.returncode == 0, res.stderr
+    with RecordingServer() as server:
+        q.up(server)
+        res = q.manage("-r")
+        server.wait_idle()
+        assert res.returncode == 0, res.stderr
+        assert b": delivered" in res.stdout, res.stdout
+        [got] = [m.data_bytes() for m in server.messages]
+    assert q.entries() == [] and q.entries(q.queue / "failed") == []
+    assert got.replace(b"\r\n", b"\n").endswith(filler + b"Subject: big\n\nbody\n")
