@@ -36,6 +36,7 @@ use :func:`encode_mail`.  Append :data:`END_OF_DATA` after the last part.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 
 from msmtp_twisted.message.rewrite import HeaderPolicy
@@ -198,20 +199,10 @@ def encode_part(data: bytes, policy: HeaderPolicy | None = None) -> tuple[bytes,
     return lines.replace(b"\n.", b"\n..").replace(b"\n", b"\r\n"), size
 
 
-_DROP_NAMES: dict[HeaderPolicy, tuple[bytes, ...]] = {}
-
-
+@functools.lru_cache(maxsize=32)  # 16 policies from header_policy; every send asks
 def _drop_names(policy: HeaderPolicy | None) -> tuple[bytes, ...]:
     if policy is None:
         return ()
-    names = _DROP_NAMES.get(policy)
-    if names is None:
-        # 16 policies at most
-        names = _DROP_NAMES[policy] = _names_dropped(policy)
-    return names
-
-
-def _names_dropped(policy: HeaderPolicy) -> tuple[bytes, ...]:
     names = (
         (policy.keep_from, b"from:"),
         (policy.keep_to, b"to:"),

@@ -9,6 +9,7 @@ file; :class:`msmtp_twisted.message.encoder.DataEncoder` turns them into CRLF.
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -55,6 +56,7 @@ def prepends_from(*, set_from_header: str, have_from: bool) -> bool:
     return set_from_header == "on" or (set_from_header == "auto" and not have_from)
 
 
+@functools.lru_cache(maxsize=64)  # a few distinct settings; every library send asks
 def header_policy(*, set_from_header: str, have_from: bool, set_to_header: str,
                   remove_bcc_headers: bool) -> HeaderPolicy:
     """The headers to keep from the mail itself.

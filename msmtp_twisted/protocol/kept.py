@@ -95,10 +95,6 @@ class KeptConnections:
             self._senders[key] = sender
         return sender
 
-    @property
-    def connections_opened(self) -> int:
-        return sum(s.connections_opened for s in self._senders.values())
-
     def send_prepared(self, account: Account, mail: Any, *, timeout: float | None = None
                       ) -> defer.Deferred[Delivered]:
         return self.sender(account).send_prepared(mail, timeout=timeout)

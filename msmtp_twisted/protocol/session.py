@@ -471,12 +471,10 @@ class SessionProtocol(TwistedProtocol):
             callback()
 
     def _read_timed_out(self) -> None:
-        self._timer = None
         self._fail(SMTPFailure(sysexits.EX_IOERR, "network read error: the operation timed out",
                                cause=Cause.TIMEOUT))
 
     def _write_timed_out(self) -> None:
-        self._timer = None
         if self._producer is not None:
             self._producer.stop()
         # msmtp writes the mail line by line; when the server stops reading, the line

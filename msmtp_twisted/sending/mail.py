@@ -178,33 +178,9 @@ def build_body_parts(
                          have_date=scanner.have_date, have_msgid=scanner.have_msgid)
 
 
-#: (set_from_header, set_to_header, remove_bcc_headers, have_from) -> the policy,
-#: for mails that get no added header (most library sends): a handful of entries
-_NOTHING_ADDED: dict[tuple[Any, ...], Any] = {}
-
-
 def added_headers(account: Account, recipients: Sequence[str], envelope_from: str, *,
                   have_from: bool, have_date: bool, have_msgid: bool) -> tuple[bytes, Any]:
     """:func:`build_body_parts` from what the header block has."""
-    from_on = account.set_from_header
-    if account.set_to_header == "off" and (from_on == "off" or from_on == "auto" and have_from) \
-            and (have_date or account.set_date_header == "off") \
-            and (have_msgid or account.set_msgid_header == "off"):
-        key = (from_on, "off", account.remove_bcc_headers, have_from)
-        policy = _NOTHING_ADDED.get(key)
-        if policy is not None:
-            return b"", policy
-        prepend, policy = _added_headers(account, recipients, envelope_from, have_from=have_from,
-                                         have_date=have_date, have_msgid=have_msgid)
-        if not prepend and len(_NOTHING_ADDED) < 64:
-            _NOTHING_ADDED[key] = policy
-        return prepend, policy
-    return _added_headers(account, recipients, envelope_from, have_from=have_from,
-                          have_date=have_date, have_msgid=have_msgid)
-
-
-def _added_headers(account: Account, recipients: Sequence[str], envelope_from: str, *,
-                   have_from: bool, have_date: bool, have_msgid: bool) -> tuple[bytes, Any]:
     from msmtp_twisted.message.rewrite import header_policy, prepended_headers
 
     prepend = prepended_headers(
@@ -219,7 +195,7 @@ def _added_headers(account: Account, recipients: Sequence[str], envelope_from: s
         set_msgid_header=account.set_msgid_header,
         have_msgid=have_msgid,
         msgid=lambda: _msgid(account, envelope_from),
-        date=lambda: _date(),
+        date=_date,
     )
     policy = header_policy(
         set_from_header=account.set_from_header,
