@@ -79,6 +79,9 @@ class AccountTLS:
         if self._trace is not None:
             self._held = []
         transport.startTLS(self.creator)
+        from msmtp_twisted.tls.layer import lighten
+
+        lighten(transport)
         if self._clock is not None and self._timeout:
             self._timer = self._clock.callLater(self._timeout, self._handshake_timed_out,
                                                 transport)

@@ -22,7 +22,10 @@ class TLSWrapperEndpoint:
     def connect(self, protocolFactory: Any) -> defer.Deferred[Any]:
         from twisted.protocols.tls import TLSMemoryBIOFactory
 
+        from msmtp_twisted.tls.layer import LeanTLSProtocol
+
         factory = TLSMemoryBIOFactory(self._creator, True, protocolFactory)
+        factory.protocol = LeanTLSProtocol
         d = self._wrapped.connect(factory)
         d.addCallback(lambda proto: proto.wrappedProtocol)
         return d
