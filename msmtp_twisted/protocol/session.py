@@ -42,6 +42,7 @@ from zope.interface import implementer
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.errors import Cause, SMTPFailure
+from msmtp_twisted.net.sendnow import write_now
 from msmtp_twisted.smtp.client import (
     CHANNEL_BINDING,
     NEXT_JOB,
@@ -257,7 +258,11 @@ class SessionProtocol(TwistedProtocol):
         if self._trace:
             self._trace("-->", b"".join(
                 send.data if send.shown is None else send.shown for send in sends))
-        self.transport.write(data)
+        transport = self.transport
+        if getattr(transport, "TLS", False):
+            transport.write(data)  # through the TLS layer started on it
+        else:
+            write_now(transport, data)
         if self._gather_body:
             _flush_tls(self.transport)
 

@@ -31,6 +31,13 @@ from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 
+from msmtp_twisted.net.sendnow import write_now
+
+try:
+    from twisted.internet._newtls import _BypassTLS
+except ImportError:  # pragma: no cover - another Twisted
+    _BypassTLS = None
+
 try:
     from OpenSSL._util import ffi as _ffi
     from OpenSSL._util import lib as _lib
@@ -75,6 +82,14 @@ class LeanTLSProtocol(TLSMemoryBIOProtocol):
                 self._buffer = _alloc("char[]", _READ_SIZE)
         return lean
 
+    def _raw_transport(self) -> Any:
+        # STARTTLS: Twisted gives its TLS layer a stand-in for the TCP connection
+        # whose writes skip the layer; our writes go to that connection's socket
+        transport = self.transport
+        if _BypassTLS is not None and isinstance(transport, _BypassTLS):
+            return transport._connection
+        return transport
+
     def _flushSendBIO(self) -> None:
         connection = self._tlsConnection
         if connection is None or not self._is_lean():
@@ -85,7 +100,7 @@ class LeanTLSProtocol(TLSMemoryBIOProtocol):
             data = _alloc("char[]", size)
             read = _BIO_READ(out, data, size)
             if read > 0:
-                self.transport.write(_ffi.buffer(data, read)[:])
+                write_now(self._raw_transport(), _ffi.buffer(data, read)[:])
         return None
 
     def _write(self, data: bytes) -> None:
