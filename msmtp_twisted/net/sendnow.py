@@ -9,10 +9,18 @@ on a kept connection.  :func:`write_now` tries the socket first and hands only
 what the kernel did not take (or an error) to Twisted's ordinary write, which
 then behaves exactly as before: buffering, producers, and a failed connection
 reported through ``connectionLost``.
+
+A socket with input waiting gets the ordinary write too: Twisted reads before it
+writes in a turn, and that order matters when the server has already hung up.
+Postfix answers EHLO without a required client certificate with a 421 and
+closes; msmtp's fallback HELO then finds the server's end of the connection
+("the server sent an empty reply").  Written at once, our HELO would make the
+server's kernel answer with a reset that overtakes the end we had not read yet.
 """
 
 from __future__ import annotations
 
+import select
 from typing import Any
 
 from twisted.internet.abstract import FileDescriptor
@@ -37,7 +45,8 @@ def write_now(transport: Any, data: bytes) -> None:
             and not getattr(transport, "_writeDisconnected", True)
             and transport.producer is None
             and not getattr(transport, "_tempDataLen", 1)
-            and len(transport.dataBuffer) == transport.offset):
+            and len(transport.dataBuffer) == transport.offset
+            and not select.select((transport.fileno(),), (), (), 0)[0]):
         sent = transport.writeSomeData(data)
         # an int is what the kernel took; anything else is an error, which the
         # ordinary write below meets again and reports as Twisted always does

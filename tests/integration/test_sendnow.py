@@ -76,3 +76,57 @@ def test_write_now_sends_at_once_and_keeps_order(tmp_path) -> None:
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     # "-after" is held behind the queued write, so nothing more arrives yet
     assert out == {"now": "now", "overtook": "", "rest_in_order": True}
+
+
+READABLE = r"""
+import json, socket, time
+from twisted.internet import defer, protocol, task, endpoints
+from msmtp_twisted.net.sendnow import write_now
+
+def main(reactor):
+    listener = socket.create_server(("127.0.0.1", 0))
+    done = defer.Deferred()
+    out = {}
+
+    class Writer(protocol.Protocol):
+        def connectionMade(self):
+            peer, _ = listener.accept()
+            peer.settimeout(0.3)
+            # the server said something (and hung up) that we have not read yet
+            peer.sendall(b"421 bye\r\n")
+            peer.shutdown(socket.SHUT_WR)
+            time.sleep(0.1)
+            write_now(self.transport, b"HELO x\r\n")
+            try:
+                out["written_at_once"] = peer.recv(100).decode()
+            except socket.timeout:
+                out["written_at_once"] = ""
+            self.peer = peer
+
+        def dataReceived(self, data):
+            # Twisted reads first on its next turn, as it always did
+            out["read_first"] = data.decode()
+            out["later"] = self.peer.recv(100).decode()
+
+        def connectionLost(self, reason):
+            if not done.called:
+                done.callback(None)
+
+    endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", listener.getsockname()[1]).connect(
+        protocol.Factory.forProtocol(Writer))
+    reactor.callLater(5, lambda: done.called or done.callback(None))
+    return done.addCallback(lambda _: print(json.dumps(out)))
+
+task.react(main)
+"""
+
+
+def test_write_now_waits_when_input_is_pending(tmp_path) -> None:
+    script = tmp_path / "r.py"
+    script.write_text(textwrap.dedent(READABLE))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, env=ours_env({"HOME": str(tmp_path)}))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["written_at_once"] == ""
+    assert out["read_first"] == "421 bye\r\n"
