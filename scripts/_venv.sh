@@ -36,6 +36,16 @@ install_project() {
         --editable "$spec" --config-settings editable_mode=compat
 }
 
+# project_installed: true when .venv already runs this checkout's code and scripts
+# (an editable install of it), so that a second ./scripts/demo skips pip.
+project_installed() {
+    [ -x "$VENV/bin/msmtp" ] && [ -x "$VENV/bin/twistd" ] || return 1
+    local here
+    here="$(pwd -P)"
+    (cd / && "$here/$VENV/bin/python" -c 'import msmtp_twisted, sys
+sys.exit(not msmtp_twisted.__file__.startswith(sys.argv[1] + "/"))' "$here") 2>/dev/null
+}
+
 # extra_requirements EXTRA: print the requirements of an extra, as pyproject.toml's
 # [project.optional-dependencies] lists them.
 extra_requirements() {
