@@ -1,6 +1,7 @@
 """./scripts/demo (the README's first command) shows both programs working together:
-a real ``twistd msmtpd`` with a command of ours, our ``msmtp`` sending to it, what the
-command received, and a clean stop (issue 13 item 1)."""
+a real ``twistd msmtpd`` with a command of ours (docs/examples/msmtpd_save.py), our
+``msmtp`` sending to it, what the command received, and a clean stop (issue 13
+item 1)."""
 
 from __future__ import annotations
 
