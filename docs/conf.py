@@ -66,6 +66,9 @@ def _generated_pages() -> dict[str, str]:
         render = getattr(reference, name, None)
         if render is not None:
             text = render()
+            if not text.startswith("# "):
+                # a page needs a title of its own to stand in the toctree
+                text = f"# {title}\n\n{text}"
         else:
             text = f"# {title}\n\n`{fallback}` lists them.\n"
         pages[f"{title.replace(' ', '-')}.md"] = text
