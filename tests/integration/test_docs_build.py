@@ -4,6 +4,7 @@ the docstrings, without a reactor installed by the imports."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -12,15 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require
 
 pytestmark = pytest.mark.timeout(240)
 
 
 @pytest.fixture(scope="module")
 def html(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("sphinx", reason="the [docs] extra (./scripts/test installs it)")
-    pytest.importorskip("myst_parser", reason="the [docs] extra")
+    for module in ("sphinx", "myst_parser"):
+        require(importlib.util.find_spec(module) is not None,
+                f"{module}: the [docs] extra (./scripts/test installs it)")
     out = tmp_path_factory.mktemp("html")
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q",
