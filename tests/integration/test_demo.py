@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 
 import pytest
 
@@ -84,3 +85,25 @@ def test_demo_takes_another_port_when_its_own_is_taken() -> None:
     other = re.search(r"listens on 127\.0\.0\.1:(\d+) ", proc.stdout)
     assert other and int(other.group(1)) != port
     _check_both_halves(proc.stdout, int(other.group(1)))
+
+
+def test_msmtpd_save_keeps_the_mail_or_says_temporary_failure(tmp_path) -> None:
+    """The demo's msmtpd command: the mail and its envelope saved; a directory it
+    cannot write is a temporary failure (75: msmtpd answers 451, the client keeps
+    the mail); wrong arguments are a usage error (64)."""
+    script = str(ROOT / "docs" / "examples" / "msmtpd_save.py")
+    mail = b"Subject: x\n\nbody\n"
+    ok = subprocess.run([sys.executable, script, str(tmp_path / "in"), "-f", "", "--",
+                         "a@example.org", "b@example.org"], input=mail, timeout=60)
+    assert ok.returncode == 0
+    assert (tmp_path / "in" / "1.eml").read_bytes() == mail
+    assert (tmp_path / "in" / "1.envelope").read_text() == "\na@example.org\nb@example.org\n"
+    (tmp_path / "file").write_text("")
+    blocked = subprocess.run([sys.executable, script, str(tmp_path / "file" / "in"), "-f",
+                              "x@example.org", "--", "a@example.org"], input=mail,
+                             capture_output=True, timeout=60)
+    assert blocked.returncode == 75
+    assert blocked.stderr.startswith(b"msmtpd_save.py: cannot save the mail: ")
+    usage = subprocess.run([sys.executable, script, str(tmp_path)], capture_output=True,
+                           timeout=60)
+    assert usage.returncode == 64
