@@ -1,4 +1,4 @@
-"""Build script: the metadata lives in setup.cfg, the package list here.
+"""Build script: the metadata lives in pyproject.toml, the package list here.
 
 ``twisted.plugins`` is listed by hand: it is a namespace folder holding only our
 twistd plugin module.  Neither ``twisted/`` nor ``twisted/plugins/`` may ever get

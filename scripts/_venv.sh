@@ -36,16 +36,25 @@ install_project() {
         --editable "$spec" --config-settings editable_mode=compat
 }
 
-# extra_requirements EXTRA: print the requirements of an extra, as setup.cfg lists them.
+# project_installed: true when .venv already runs this checkout's code and scripts
+# (an editable install of it), so that a second ./scripts/demo skips pip.
+project_installed() {
+    [ -x "$VENV/bin/msmtp" ] && [ -x "$VENV/bin/twistd" ] || return 1
+    local here
+    here="$(pwd -P)"
+    (cd / && "$here/$VENV/bin/python" -c 'import msmtp_twisted, sys
+sys.exit(not msmtp_twisted.__file__.startswith(sys.argv[1] + "/"))' "$here") 2>/dev/null
+}
+
+# extra_requirements EXTRA: print the requirements of an extra, as pyproject.toml's
+# [project.optional-dependencies] lists them.
 extra_requirements() {
     "$VENV/bin/python" - "$1" <<'PY'
-import configparser, sys
-config = configparser.ConfigParser()
-config.read("setup.cfg")
-for line in config["options.extras_require"][sys.argv[1]].splitlines():
-    line = line.strip()
-    if line and not line.startswith("#"):
-        print(line)
+import sys, tomllib
+with open("pyproject.toml", "rb") as f:
+    project = tomllib.load(f)["project"]
+for requirement in project["optional-dependencies"][sys.argv[1]]:
+    print(requirement)
 PY
 }
 
@@ -70,8 +79,8 @@ install_for_tests() {
         echo "== python packages: installed already (.venv)"
         return 0
     fi
-    echo "== python packages: installing the project and its [test] extra into .venv"
-    install_project test
+    echo "== python packages: installing the project and its [test] and [docs] extras into .venv"
+    install_project test,docs
     EXTRAS_MISSING=()
     local extra log reason
     for extra in "${OPTIONAL_EXTRAS[@]}"; do

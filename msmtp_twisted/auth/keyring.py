@@ -51,9 +51,11 @@ import time
 from typing import Any
 
 __all__ = [
+    "KEYRING_EXTRA_HINT",
     "MSMTP_SCHEMA",
     "compat_attributes",
     "keyring_backend",
+    "keyring_installed",
     "keyring_lookup",
     "keyring_lookup_verbose",
     "keyring_service_names",
@@ -65,6 +67,9 @@ __all__ = [
 MSMTP_SCHEMA = "de.marlam.msmtp.password"
 
 _log = logging.getLogger(__name__)
+
+#: what a plain install lacks for the key ring, and how to add it
+KEYRING_EXTRA_HINT = "pip install 'msmtp-twisted[keyring]'"
 
 #: keyring backends step 3b never calls, and why (by module, or module.class)
 _SKIPPED_BACKENDS = {
@@ -143,6 +148,13 @@ def _module_available(name: str) -> bool:
         return False
 
 
+def keyring_installed() -> bool:
+    """Whether the ``[keyring]`` extra is installed: ``secretstorage`` (the Secret
+    Service) or ``keyring`` (Python's key ring) can be imported.  Cheap: nothing is
+    imported."""
+    return _module_available("secretstorage") or _module_available("keyring")
+
+
 def keyring_backend() -> str | None:
     """What ``msmtp --version`` reports as key ring support, cheaply (no D-Bus traffic,
     no import of ``secretstorage`` or ``keyring``).
@@ -182,6 +194,10 @@ def keyring_lookup_verbose(host: str, user: str, service: str = "smtp", *,
     notes: list[str] = []
     deadline = time.monotonic() + max(0.0, timeout)
     password: str | None = None
+    if not keyring_installed():
+        notes.append(f"no key ring support installed ({KEYRING_EXTRA_HINT})")
+        _log.debug("key ring (%s, %s, %s): %s", host, service, user, notes[0])
+        return None, notes
     try:
         queries = [
             ("msmtp", msmtp_attributes(host, user, service)),

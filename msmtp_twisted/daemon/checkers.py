@@ -117,12 +117,25 @@ def parse_ldap_url(url: str) -> LDAPConfig:
                       bind_dn, cafile)
 
 
+def _ldap3_installed() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("ldap3") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 class LDAPChecker:
     """Check a name and password with an LDAP simple bind (see the module doc)."""
 
     def __init__(self, url: str, *, timeout: float = 10.0, reactor: Any = None,
                  bind_password: str | None = None) -> None:
         self.config = parse_ldap_url(url)
+        if not _ldap3_installed():
+            # refused at start-up, not at the first AUTH (where it would be a 454)
+            raise ValueError("LDAP authentication needs the ldap3 package, which is not "
+                             "installed: pip install 'msmtp-twisted[ldap]'")
         self.timeout = timeout
         self._reactor = reactor
         if bind_password is None:

@@ -64,6 +64,10 @@ def get_password(spec: str) -> tuple[str, str]:
     if password is None:
         password = prompt_password("localhost", user)
     if password is None:
+        from msmtp_twisted.auth.keyring import KEYRING_EXTRA_HINT, keyring_installed
+
+        where = ("no key ring entry" if keyring_installed()
+                 else f"no key ring support installed ({KEYRING_EXTRA_HINT})")
         raise PasswordError(f"cannot get password for (localhost, smtp, {user}): "
-                            "no key ring entry, and no terminal to ask on")
+                            f"{where}, and no terminal to ask on")
     return user, password

@@ -127,5 +127,6 @@ class MsmtpdService(service.MultiService):
 
 
 def make_service(options: MsmtpdOptions, reactor: Any = None) -> MsmtpdService:
+    """The :class:`MsmtpdService` for parsed ``twistd msmtpd`` options."""
     log = MsmtpdLog(options["log"] or "none", extra=_twisted_log)
     return MsmtpdService(options.description, options.config, log, reactor)

@@ -26,6 +26,8 @@ def _home(env: Mapping[str, str]) -> str:
 
 
 def default_queue_dir(env: Mapping[str, str]) -> str:
+    """``$MSMTP_QUEUE``, else ``$XDG_STATE_HOME/msmtp/queue`` (by default
+    ``~/.local/state/msmtp/queue``)."""
     queue = env.get(ENV_QUEUE)
     if queue:
         return queue

@@ -42,6 +42,8 @@ __all__ = ["TEMPORARY_CAUSES", "Kind", "Result", "classify"]
 
 
 class Kind(enum.Enum):
+    """What a send attempt means for the queued mail."""
+
     DELIVERED = "delivered"
     TEMPORARY = "temporary"
     PERMANENT = "permanent"

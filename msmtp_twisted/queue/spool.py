@@ -179,6 +179,10 @@ class Scan:
 
 
 class Spool:
+    """The queue directory ``path``: mails streamed in (:meth:`incoming`),
+    committed durably (:meth:`commit`), listed (:meth:`scan`), claimed, updated,
+    removed or moved to ``failed/`` (docs/queue.md, *The spool*)."""
+
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
         self.tmp = os.path.join(self.path, "tmp")
@@ -245,6 +249,7 @@ class Spool:
     # ------------------------------------------------------------ adding
 
     def incoming(self) -> Incoming:
+        """A new mail being written into ``tmp/``; :meth:`commit` makes it an entry."""
         return Incoming(self)
 
     def commit(self, incoming: Incoming, entry: Entry) -> None:
@@ -279,6 +284,7 @@ class Spool:
     # ------------------------------------------------------------ reading
 
     def scan(self) -> Scan:
+        """The entries in the queue, oldest first, and what is wrong in it."""
         result = Scan()
         try:
             names = sorted(os.listdir(self.path))
@@ -315,6 +321,7 @@ class Spool:
         return result
 
     def read(self, entry_id: str) -> Entry | None:
+        """The metadata of entry ``entry_id``, or None when there is no usable one."""
         if not valid_id(entry_id):
             return None
         try:

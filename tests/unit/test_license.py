@@ -3,8 +3,8 @@ the GNU GPL, the package metadata says GPL-3.0-or-later, and LICENSE is its text
 
 from __future__ import annotations
 
-import configparser
 import io
+import tomllib
 
 from msmtp_twisted.modes.info import print_version
 from msmtp_twisted.modes.invocation import Output
@@ -14,11 +14,9 @@ from tests.conftest import ROOT
 def test_license_file_metadata_and_version_agree() -> None:
     text = (ROOT / "LICENSE").read_text()
     assert text.split()[:6] == ["GNU", "GENERAL", "PUBLIC", "LICENSE", "Version", "3,"]
-    meta = configparser.ConfigParser()
-    meta.read(ROOT / "setup.cfg")
-    assert meta["metadata"]["license"] == "GPL-3.0-or-later"
-    assert meta["metadata"]["license_files"].split() == ["LICENSE"]
-    assert "GNU General Public License v3 or later" in meta["metadata"]["classifiers"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "GPL-3.0-or-later"
+    assert project["license-files"] == ["LICENSE"]
     out = io.BytesIO()
     print_version(Output("msmtp", out, io.BytesIO()))
     assert b"the GNU General Public License" in out.getvalue()

@@ -2,8 +2,8 @@
 client endpoints.
 
     twistd -n msmtpd --port=tcp:2500:interface=::1 --command='msmtp -f %F --'
-    twistd msmtpd --port=unix:/run/msmtpd.sock --pidfile=/run/msmtpd.pid \
-        --logfile=/var/log/msmtpd.log
+    twistd --pidfile=/run/msmtpd.pid --logfile=/var/log/msmtpd.log \
+        msmtpd --port=unix:/run/msmtpd.sock
     twistd -n msmtpd --port=2500 --interface=127.0.0.1
 
 twistd imports every module in ``twisted/plugins`` to list its commands, so this
