@@ -441,6 +441,8 @@ class Command:
     separated by ``\\n``; empty: the option is not in ``--help``), ``section`` its
     ``--help`` section (a :data:`SECTIONS` entry), and ``description`` the
     paragraph the manual and the man pages print (every row needs one).
+    ``argument`` is the msmtprc argument as the manual writes it, where the
+    option's spelling does not say it (see :mod:`msmtp_twisted.config.reference`).
     """
 
     name: str
@@ -462,6 +464,7 @@ class Command:
     help: str = ""
     section: str = CONFIG
     description: str = ""
+    argument: str = ""
 
     @property
     def option_kind(self) -> Kind:
@@ -654,7 +657,7 @@ TABLE: tuple[Command, ...] = (
     ),
     Command(
         "domain", "domain", K["string"], ("domain",), default="localhost",
-        doc="EHLO/LHLO argument and Message-ID domain",
+        doc="EHLO/LHLO argument and Message-ID domain", argument="argument",
         usage="--domain=string", help="set the argument of EHLO or LHLO command",
         description=(
             "The argument of EHLO (or LHLO), 'localhost' by default, and the domain "
@@ -688,7 +691,7 @@ TABLE: tuple[Command, ...] = (
     ),
     Command(
         "password", "password", K["optional_string"], secret=True, default=None,
-        show="secret", doc="password (never printed)", description=(
+        show="secret", doc="password (never printed)", argument="[secret]", description=(
             "The password for authentication; an empty argument unsets it. A file that "
             "holds a password must belong to you and be readable by you only (mode "
             "0600), also when you are root (msmtp exempts root). Without a password, "
@@ -698,7 +701,7 @@ TABLE: tuple[Command, ...] = (
     ),
     Command(
         "passwordeval", "passwordeval", K["optional_string"], ("passwordeval",),
-        default=None, doc="command printing the password",
+        default=None, doc="command printing the password", argument="[cmd]",
         usage="--passwordeval=[eval]", help="evaluate password for authentication",
         description=(
             "A shell command whose first output line is the password, run only when "
@@ -709,7 +712,7 @@ TABLE: tuple[Command, ...] = (
     ),
     Command(
         "ntlmdomain", "ntlmdomain", K["optional_string"], obsolete=True, default=None,
-        doc="NTLM domain (obsolete)", description=(
+        doc="NTLM domain (obsolete)", argument="[ntlmdomain]", description=(
             "Obsolete. The domain for the ntlm method; it is sent in the NTLM "
             "authenticate message's domain field (GNU SASL, in msmtp 1.8.23, puts it "
             "in the workstation field)."),
@@ -747,7 +750,7 @@ TABLE: tuple[Command, ...] = (
     ),
     Command(
         "tls_fingerprint", "tls_fingerprint", K["fingerprint"], ("tls-fingerprint",),
-        default=None, show="fingerprint", doc="pinned certificate",
+        default=None, show="fingerprint", doc="pinned certificate", argument="[fingerprint]",
         usage="--tls-fingerprint=[f]",
         help="set/unset trusted certificate fingerprint for TLS", description=(
             "Accept exactly the server certificate with this fingerprint, whatever it "
@@ -783,7 +786,7 @@ TABLE: tuple[Command, ...] = (
     ),
     Command(
         "tls_priorities", "tls_priorities", K["optional_string"], ("tls-priorities",),
-        default=None, doc="TLS priority string",
+        default=None, doc="TLS priority string", argument="[priorities]",
         usage="--tls-priorities=[prios]", help="set/unset TLS priorities.", description=(
             "TLS session parameters (protocol versions, ciphers); their syntax depends "
             "on the TLS library. An empty argument (the default) uses the library's "
@@ -800,6 +803,7 @@ TABLE: tuple[Command, ...] = (
     Command(
         "tls_min_dh_prime_bits", "tls_min_dh_prime_bits", K["dh_bits"],
         ("tls-min-dh-prime-bits",), obsolete=True, default=-1, show="dh", doc="deprecated",
+        argument="[bits]",
         usage="--tls-min-dh-prime-bits=[b]", help="set/unset minimum bit size of DH prime",
         description=(
             "Deprecated (use tls_priorities). The minimum size in bits of a "
@@ -814,14 +818,14 @@ TABLE: tuple[Command, ...] = (
         usage="--auto-from[=(on|off)]",
         help="enable/disable automatic envelope-from addresses", section=SENDMAIL,
         description=(
-            "Obsolete (from with %U and %M does the same). on replaces the "
+            "Obsolete (from with %U and %M does the same). on (default off) replaces the "
             "envelope-from address by user@maildomain, the user being $USER, else "
             "$LOGNAME, else the login name; without maildomain the address has no "
             "domain part."),
     ),
     Command(
         "from", "from_addr", K["string"], ("from",), short="f", default=None, show="from",
-        doc="envelope-from address (or pattern)",
+        doc="envelope-from address (or pattern)", argument="[address]",
         usage="-f, --from=address", help="set envelope from address", section=SENDMAIL,
         description=(
             "The envelope-from address. %F is replaced by the address of the mail's "
@@ -848,6 +852,7 @@ TABLE: tuple[Command, ...] = (
         Kind("on|off", _onoff(True, False, empty_is_on=False), values=("on", "off"),
              type="bool"),
         default=True, show="onoff", doc="let -f override 'from'", section=SENDMAIL,
+        argument="(on|off)",
         description=(
             "Whether -f/--from (and --read-envelope-from) may replace the account's "
             "from (on, the default). Set it off to keep programs from choosing their "
@@ -855,7 +860,7 @@ TABLE: tuple[Command, ...] = (
     ),
     Command(
         "dsn_notify", "dsn_notify", K["dsn_notify"], ("dsn-notify",), short="N",
-        default=None, doc="DSN NOTIFY value",
+        default=None, doc="DSN NOTIFY value", argument="(off|condition)",
         usage="-N, --dsn-notify=(off|cond)", help="set/unset DSN conditions",
         section=SENDMAIL, description=(
             "When the mail system should send Delivery Status Notifications (the "
@@ -871,7 +876,7 @@ TABLE: tuple[Command, ...] = (
             _dsn_return({"hdrs": "HDRS", "headers": "HDRS", "full": "FULL"}),
             type=_literal("HDRS", "FULL") + " | None",
         ),
-        default=None, doc="DSN RET value",
+        default=None, doc="DSN RET value", argument="(off|amount)",
         usage="-R, --dsn-return=(off|ret)", help="set/unset DSN amount", section=SENDMAIL,
         description=(
             "How much of the mail a Delivery Status Notification returns: headers or "
@@ -885,7 +890,7 @@ TABLE: tuple[Command, ...] = (
         description=(
             "Append one line per mail to this file (- for standard output): time, "
             "host, addresses, size, the server's reply and the exit code. An empty "
-            "argument disables it."),
+            "argument (the default) disables it."),
     ),
     Command(
         "logfile_time_format", "logfile_time_format", K["optional_string"],
@@ -989,7 +994,7 @@ TABLE: tuple[Command, ...] = (
     ),
     Command(
         "from_full_name", "from_full_name", K["optional_string"], short="F", default=None,
-        extra=True, doc="full name for a generated From header",
+        extra=True, doc="full name for a generated From header", argument="name",
         usage="-F name", help="set the full name for a generated From header",
         section=SENDMAIL, description=(
             "The full name put in a From header that msmtp adds (see "
