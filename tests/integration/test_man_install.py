@@ -1,11 +1,13 @@
 """``pip install`` puts msmtp(1) and msmtpd(8) where ``man`` finds them, and
 ``man`` shows every option and every msmtprc command (issue 13, item 3).
 
-A real, non-editable ``pip install --no-deps --prefix`` of a copy of the source
-tree (so that the build leaves nothing in the worktree); then
-``MANPATH=PREFIX/share/man man -w`` must resolve both pages, and ``man -l`` must
-render them with every option (msmtp and msmtpd) and every configuration
-command as a tag line.
+A real, non-editable ``pip install --no-deps`` of a copy of the source tree (so
+that the build leaves nothing in the worktree) into a new virtual environment:
+never ``--prefix`` from the test's own environment, where pip would first
+uninstall the project from it.  Then ``man -w`` must resolve both pages, with
+the venv's bin/ on PATH (man-db looks beside each PATH entry) and with
+``MANPATH=PREFIX/share/man``, and ``man -l`` must render them with every option
+(msmtp and msmtpd) and every configuration command as a tag line.
 """
 
 from __future__ import annotations
@@ -38,22 +40,27 @@ def prefix(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("maninstall")
     source = base / "src"
     shutil.copytree(ROOT, source, ignore=_NOT_COPIED)
-    target = base / "prefix"
+    target = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(target)], check=True, timeout=240)
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-input",
-         "--prefix", str(target), str(source)],
-        capture_output=True, text=True, timeout=540,
+        [str(target / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps",
+         "--no-input", "--disable-pip-version-check", str(source)],
+        capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return target
 
 
-def _man(*args: str, manpath: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _man(*args: str, manpath: Path | None = None,
+         path: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LC_ALL": "C", "MANWIDTH": "200", "MANPAGER": "cat",
            "PAGER": "cat"}
     env.pop("MANOPT", None)
+    env.pop("MANPATH", None)
     if manpath is not None:
         env["MANPATH"] = str(manpath)
+    if path is not None:
+        env["PATH"] = path
     return subprocess.run(["man", *args], capture_output=True, text=True, env=env,
                           timeout=60)
 
@@ -65,6 +72,11 @@ def test_man_finds_the_installed_page(prefix: Path, program: str, section: str) 
     assert installed.is_file()
     assert installed.read_bytes() == (ROOT / "docs" / "man" / installed.name).read_bytes()
     found = _man("-w", section, program, manpath=manpath)
+    assert found.returncode == 0, found.stderr
+    assert Path(found.stdout.strip()).resolve() == installed.resolve()
+    # an activated venv: its bin/ first on PATH, no MANPATH
+    path = f"{prefix / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+    found = _man("-w", section, program, path=path)
     assert found.returncode == 0, found.stderr
     assert Path(found.stdout.strip()).resolve() == installed.resolve()
 
