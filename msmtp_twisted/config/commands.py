@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -455,7 +455,7 @@ class Command:
     secret: bool = False
     obsolete: bool = False
     doc: str = ""
-    aliases: tuple[str, ...] = field(default=())
+    aliases: tuple[str, ...] = ()
     default: Any = NO_DEFAULT
     label: str | None = None
     show: str = "str"
