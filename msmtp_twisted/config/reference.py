@@ -198,9 +198,7 @@ def render_reference() -> str:
         name = f"`{cmd.name}`" + "".join(f", `{a}`" for a in cmd.aliases)
         if cmd.obsolete:
             name += " (obsolete)"
-        argument = cmd.kind.name.replace("|", "\\|") or "(none)"
-        if cmd.kind.required:
-            argument += " (required)"
+        argument = _argument(cmd).replace("|", "\\|") or "(none)"
         sets = f"{cmd.field}: {_doc(cmd.field)}" if cmd.field else "ignored"
         lines.append(
             f"| {name} | {argument} | {_default(cmd.field)} | {', '.join(options) or '-'} "
@@ -244,8 +242,8 @@ def render_msmtp_options() -> str:
         "```",
         "",
         "Options override the settings of the configuration file; most correspond to a",
-        "configuration command ([msmtprc commands](commands.md)). A long option may be",
-        "abbreviated to any unambiguous prefix.",
+        "configuration command (named after each option's description). A long option",
+        "may be abbreviated to any unambiguous prefix.",
         "",
     ]
     for section, rows in _sections(OPTIONS):
