@@ -915,8 +915,8 @@ TABLE: tuple[Command, ...] = (
           help="read additional recipients from the mail", section=SENDMAIL, description=(
               "Also send the mail to the addresses of its To, Cc and Bcc headers (or, "
               "when the first header block has Resent- headers, of its Resent-To, "
-              "Resent-Cc and Resent-Bcc), besides those on the command line. At most "
-              "100000 recipients are read from the headers.")),
+              "Resent-Cc and Resent-Bcc), besides those on the command line. More than "
+              "100000 recipients in the headers is an error (exit 65).")),
     _mode("read-envelope-from", usage="--read-envelope-from",
           help="read envelope from address from the mail", section=SENDMAIL, description=(
               "Take the envelope-from address from the mail's From header, or from a "
