@@ -15,63 +15,45 @@ from typing import BinaryIO
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.config.account import Account
-from msmtp_twisted.config.commands import COMMANDS, Command, InvalidArgument
+from msmtp_twisted.config.commands import (
+    GETOPT_ORDER,
+    IGNORED,
+    OPTIONS,
+    Command,
+    InvalidArgument,
+    merge_order,
+)
 from msmtp_twisted.getopt import GetoptError, LongOption, getopt_long
 from msmtp_twisted.modes.invocation import CommandLine, Output
 
 __all__ = ["UsageError", "console_main", "main", "parse_command_line", "run"]
 
-SHORTOPTS = "Pd::SC:a:f:N:R:X:tA:B:b:F:Gh:iL:mnO:o:v"
-
-# Long options that are not account settings: (name, has_arg, key).
-_MODE_OPTIONS: dict[str, tuple[str, str]] = {
-    "version": ("none", "version"),
-    "help": ("none", "help"),
-    "configure": ("required", "configure"),
-    "pretend": ("none", "P"),
-    "debug": ("optional", "d"),
-    "serverinfo": ("none", "S"),
-    "rmqs": ("required", "rmqs"),
-    "file": ("required", "C"),
-    "account": ("required", "a"),
-    "read-recipients": ("none", "t"),
-    "read-envelope-from": ("none", "read-envelope-from"),
-}
-
-# msmtp's getopt table order; it decides the order of "possibilities" in the
-# ambiguity message.  Options newer than 1.8.23 follow their upstream place.
-_LONG_ORDER = (
-    "version help configure pretend debug serverinfo rmqs file account host port timeout "
-    "connect-timeout auto-from from maildomain auth user passwordeval tls tls-starttls "
-    "tls-trust-file tls-crl-file tls-fingerprint tls-key-file tls-cert-file tls-certcheck "
-    "tls-force-sslv3 tls-min-dh-prime-bits tls-priorities tls-host-override dsn-notify "
-    "dsn-return protocol domain logfile logfile-time-format syslog aliases proxy-host "
-    "proxy-port add-missing-from-header add-missing-date-header set-from-header "
-    "set-date-header set-msgid-header set-to-header remove-bcc-headers "
-    "undisclosed-recipients source-ip socket keepbcc read-recipients read-envelope-from"
-).split()
+_ARG_SUFFIX = {"none": "", "required": ":", "optional": "::"}
 
 
-def _build_options() -> tuple[list[LongOption], dict[str, Command]]:
+def _build_options() -> tuple[str, list[LongOption], dict[str, Command]]:
+    """getopt's short and long options, from the rows of the table."""
+    shortopts = ""
     by_key: dict[str, Command] = {}
     options: dict[str, LongOption] = {}
-    for name, (has_arg, key) in _MODE_OPTIONS.items():
-        options[name] = LongOption(name, has_arg, key)
-    for command in COMMANDS:
-        key = command.short or f"cmd:{command.name}"
-        for name in command.cli:
-            options[name] = LongOption(name, command.cli_arg, key)
-        if command.cli or command.short:
-            by_key[key] = command
-    order = {name: i for i, name in enumerate(_LONG_ORDER)}
-    ordered = sorted(options.values(), key=lambda o: order.get(o.name, len(order)))
-    return ordered, by_key
+    for row in OPTIONS:
+        if row.short:
+            shortopts += row.short + _ARG_SUFFIX[row.cli_arg]
+        for name in row.cli:
+            options[name] = LongOption(name, row.cli_arg, row.key)
+        if row.name and (row.cli or row.short):
+            by_key[row.key] = row
+    # msmtp's getopt table order decides the order of "possibilities" in the
+    # ambiguity message
+    ordered = [options[name] for name in merge_order(list(options), GETOPT_ORDER)]
+    return shortopts, ordered, by_key
 
 
-LONG_OPTIONS, _COMMAND_BY_KEY = _build_options()
+SHORTOPTS, LONG_OPTIONS, _COMMAND_BY_KEY = _build_options()
 
-#: Short options accepted and ignored for sendmail compatibility.
-_IGNORED_SHORT = set("ABGhiLmnOo")
+#: Short options accepted and ignored for sendmail compatibility (-b and -v are
+#: looked at before these).
+_IGNORED_SHORT = {row.short for row in OPTIONS if row.section == IGNORED and row.short}
 
 
 class UsageError(Exception):

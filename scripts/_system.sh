@@ -24,6 +24,7 @@ SYSTEM_PACKAGES=(
     swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl
     libdigest-hmac-perl libio-socket-inet6-perl
     slapd           # LDAP server for msmtpd's --auth-ldap tests (the tests start their own)
+    man-db groff-base  # man -w / man -l: the installed man pages are found and render
     # a real Secret Service for the key ring tests: GNOME Keyring on a private D-Bus
     # session bus the tests start, and secret-tool to store passwords as msmtp users do
     dbus gnome-keyring libsecret-tools

@@ -83,7 +83,9 @@ class Option:
     ``usage`` is msmtpd 1.8.23's own ``--help`` text for its options (kept byte
     for byte, ``{default}`` filled in); our extensions get a line built from
     ``arg`` and ``help``.  ``attr`` names the :class:`MsmtpdSettings` field, or
-    for a limit the ``DaemonConfig``/``ServerLimits`` attribute."""
+    for a limit the ``DaemonConfig``/``ServerLimits`` attribute.  ``description``
+    is the paragraph of the manual and the man page
+    (:mod:`msmtp_twisted.config.reference`)."""
 
     name: str
     kind: str
@@ -94,6 +96,8 @@ class Option:
     usage: str = ""
     console: bool = True  # an option of the msmtpd command
     twistd: bool = True  # an option of twistd msmtpd
+    #: the paragraph the manual and msmtpd(8) print (every option needs one)
+    description: str = ""
 
     @property
     def msmtpd(self) -> bool:
@@ -140,26 +144,61 @@ def _wrap(text: str, width: int) -> list[str]:
 OPTIONS: tuple[Option, ...] = (
     # msmtpd 1.8.23's options, in the order of its --help.
     Option("version", FLAG, None, "print version", attr="print_version", twistd=False,
+           description="Print the version (msmtpd 1.8.23 compatible, and ours) and exit.",
            usage="  --version       print version\n"),
     Option("help", FLAG, None, "print help", attr="print_help", twistd=False,
+           description="Print a summary of the options, msmtpd's and then ours, and exit.",
            usage="  --help          print help\n"),
     Option("inetd", FLAG, None, "start single SMTP session on stdin/stdout", attr="inetd",
            twistd=False,
+           description=(
+               "Handle one SMTP session on standard input and output (for inetd, "
+               "xinetd or systemd socket activation) instead of listening; exit 0, or 1 "
+               "after an error reply or an unfinished session. Not with --queue; twistd "
+               "has no equivalent."),
            usage="  --inetd         start single SMTP session on stdin/stdout\n"),
     Option("interface", TEXT, DEFAULT_INTERFACE,
            "listen on this IP address (with a bare port number)", attr="interface",
+           description=(
+               "The IPv4 or IPv6 address to listen on (default 127.0.0.1); anything "
+               "that is not an address is 'invalid interface', exit 3."),
            usage="  --interface=ip  listen on ip instead of {default}\n"),
     Option("port", PORT, DEFAULT_PORT,
            "listen on this port number, or on a Twisted server endpoint "
            "(tcp:2500:interface=::1, unix:/path, ssl:...)", attr="port",
+           description=(
+               "The port to listen on (default 25), read with atoi() and taken modulo "
+               "65536 as msmtpd does. For twistd msmtpd it may also be any Twisted "
+               "server endpoint: tcp:2500:interface=::1, unix:/run/msmtpd.sock, "
+               "ssl:465:privateKey=...; a bare number is combined with --interface."),
            usage="  --port=number   listen on port number instead of {default}\n"),
     Option("log", TEXT, "none", "log to none, syslog or a file "
            "(twistd's log gets every line too)", attr="log",
+           description=(
+               "none (the default) logs nothing, syslog logs to syslog (facility "
+               "LOG_MAIL), anything else names a file to append to: one line per "
+               "session event and mail, as msmtpd. Under twistd every line also goes to "
+               "twistd's log."),
            usage="  --log=none|syslog|FILE  do not log anything (default)\n"
                  "                  or log to syslog or log to the given file\n"),
     Option("command", TEXT, DEFAULT_COMMAND, "pipe mails to this command", attr="command",
+           description=(
+               "The command each mail is piped to (default: our msmtp, 'msmtp -f %F "
+               "--'). It is split into words once, at start-up, with the shell's "
+               "quoting rules, and run without a shell (a command that needs one is "
+               "refused); the first %F is replaced by the envelope-from address and each "
+               "recipient is appended as an argument. End it with '--'. The command gets "
+               "the whole mail in a file on its standard input and runs in a process "
+               "group of its own; exit 0 is answered 250, 68, 69, 71 or 75 (EX_TEMPFAIL) "
+               "451, anything else 554."),
            usage="  --command=cmd   pipe mails to cmd instead of {default}\n"),
     Option("auth", AUTH, None, "require authentication: user[,passwordeval]", attr="auth",
+           description=(
+               "Require AUTH (PLAIN or LOGIN) with this user name. The password comes "
+               "from the passwordeval command, run once at start-up (as msmtp's "
+               "passwordeval), else from the key ring (host localhost, service smtp), "
+               "else from a prompt on the terminal. EHLO then offers AUTH PLAIN LOGIN; "
+               "after a failure every AUTH answer is delayed by a second for a minute."),
            usage="  --auth=user[,passwordeval] require authentication with this user name;\n"
                  "                  the password will be retrieved from the given\n"
                  "                  passwordeval command or, if none is given, from\n"
@@ -168,43 +207,98 @@ OPTIONS: tuple[Option, ...] = (
     Option("auth-ldap", TEXT, None,
            "require authentication, checked by an LDAP bind "
            "(ldap[s]://host/uid=%u,dc=example,dc=com, or "
-           "ldap://host/BASE??sub?(uid=%u) to search first)", attr="auth_ldap", arg="URL"),
-    Option("max-sessions", COUNT, 16, "concurrent sessions", attr="max_sessions", arg="N"),
+           "ldap://host/BASE??sub?(uid=%u) to search first)", attr="auth_ldap", arg="URL",
+           description=(
+               "Require AUTH and check the user name and password with an LDAP simple "
+               "bind: ldap[s]://host/uid=%u,dc=example,dc=com binds as that DN (%u is "
+               "the user name, escaped), ldap://host/BASE??sub?(uid=%u) first searches "
+               "for the entry. Wins over --auth. Needs the ldap3 package.")),
+    Option("max-sessions", COUNT, 16, "concurrent sessions", attr="max_sessions", arg="N",
+           description=(
+               "The most concurrent SMTP sessions (default 16); one more client gets 421 "
+               "and is disconnected.")),
     Option("max-message-size", COUNT, DEFAULT_MAX_MESSAGE_SIZE,
-           "bytes, advertised as SIZE", attr="max_message_size", arg="N"),
+           "bytes, advertised as SIZE", attr="max_message_size", arg="N",
+           description=(
+               "The largest mail in bytes (default 256 MiB), advertised with EHLO as "
+               "SIZE; a bigger mail gets 552.")),
     Option("max-recipients", COUNT, DEFAULT_MAX_RECIPIENTS, "per mail",
-           attr="max_recipients", arg="N"),
+           attr="max_recipients", arg="N",
+           description=(
+               "The most recipients of one mail (default 1000); more get 452 Too many "
+               "recipients.")),
     Option("max-line-length", COUNT, DEFAULT_MAX_LINE, "command line bytes",
-           attr="max_line", arg="N"),
+           attr="max_line", arg="N",
+           description=(
+               "The longest command line in bytes, CRLF included (default 4096); a longer "
+               "one gets 500 Line too long.")),
     Option("idle-timeout", SECONDS, 300.0, "seconds without input",
-           attr="idle_timeout", arg="S"),
+           attr="idle_timeout", arg="S",
+           description=(
+               "Seconds a session may wait for input (not counting a running command) "
+               "before it gets 421 and is closed (default 300).")),
     Option("session-timeout", SECONDS, 3600.0, "seconds for a whole session",
-           attr="session_timeout", arg="S"),
+           attr="session_timeout", arg="S",
+           description=(
+               "Seconds a whole session may last (default 3600); then 421.")),
     Option("request-timeout", SECONDS, 60.0,
            "seconds for a command line or mail that has begun to arrive, "
-           "plus 1 s per --min-data-rate bytes received", attr="request_timeout", arg="S"),
+           "plus 1 s per --min-data-rate bytes received", attr="request_timeout", arg="S",
+           description=(
+               "Seconds within which a command line or a mail that has begun to arrive "
+               "must be complete, plus one second per --min-data-rate bytes received "
+               "(default 60; 0: no limit); then 421. Stops clients that trickle.")),
     Option("min-data-rate", COUNT0, 500, "bytes per second, 0 for none",
-           attr="min_data_rate", arg="N"),
+           attr="min_data_rate", arg="N",
+           description=(
+               "The data rate, in bytes per second, that --request-timeout allows for "
+               "(default 500, as Postfix's smtpd_min_data_rate; 0: no limit).")),
     Option("command-timeout", SECONDS, 300.0, "seconds for the pipe command",
-           attr="command_timeout", arg="S"),
+           attr="command_timeout", arg="S",
+           description=(
+               "Seconds the pipe command may run (default 300); then its process group "
+               "gets TERM, 5 s later KILL, and the client 554 Pipe command timed out.")),
     Option("shutdown-timeout", SECONDS, 30.0,
            "seconds for mails being piped at SIGTERM/SIGINT",
-           attr="shutdown_timeout", arg="S"),
+           attr="shutdown_timeout", arg="S",
+           description=(
+               "After SIGTERM or SIGINT, the seconds a mail being piped may still take "
+               "before its command is stopped and the client gets 451 (default 30; 0: "
+               "at once). msmtpd stops taking connections and answers other sessions "
+               "421.")),
     Option("queue", TEXT, None,
            "answer 250 once the mail is safely stored in this queue directory, "
            "run the command in the background and retry it after a temporary "
-           "failure (docs/queue.md)", attr="queue", arg="DIR"),
+           "failure (docs/queue.md)", attr="queue", arg="DIR",
+           description=(
+               "Store each mail in this queue directory and answer 250 once it is safely "
+               "there; the command then runs in the background and is retried after a "
+               "temporary failure (exit 68, 69, 71, 74, 75, 76 or a signal), with a "
+               "back-off, "
+               "until --queue-max-age. Not with --inetd.")),
     Option("queue-interval", SECONDS, 30.0,
            "seconds between two runs over the queue (0: only at start-up and "
-           "for each new mail)", attr="queue_interval", arg="S"),
+           "for each new mail)", attr="queue_interval", arg="S",
+           description=(
+               "With --queue: seconds between two runs over the queue (default 30; 0: "
+               "only at start-up and for each new mail).")),
     Option("queue-backoff", SECONDS, 60.0,
            "seconds to wait after a mail's second failed attempt, doubled after "
-           "each further one", attr="queue_backoff", arg="S"),
+           "each further one", attr="queue_backoff", arg="S",
+           description=(
+               "With --queue: the wait after a mail's second failed attempt (default 60 "
+               "seconds), doubled after each further one.")),
     Option("queue-backoff-max", SECONDS, 3600.0, "the longest wait between two attempts",
-           attr="queue_backoff_max", arg="S"),
+           attr="queue_backoff_max", arg="S",
+           description=(
+               "With --queue: the longest wait between two attempts (default 3600 "
+               "seconds).")),
     Option("queue-max-age", SECONDS, 5 * 24 * 3600.0,
            "seconds after which a failed attempt moves the mail to failed/",
-           attr="queue_max_age", arg="S"),
+           attr="queue_max_age", arg="S",
+           description=(
+               "With --queue: a mail older than this many seconds (default 432000, 5 "
+               "days) is moved to DIR/failed/ at its next failed attempt.")),
 )
 
 _BY_NAME = {o.name: o for o in OPTIONS}

@@ -11,7 +11,7 @@ from msmtp_twisted import MSMTP_COMPAT_VERSION, __version__
 if TYPE_CHECKING:
     from msmtp_twisted.modes.invocation import Output
 
-__all__ = ["print_help", "print_version"]
+__all__ = ["help_text", "print_help", "print_version"]
 
 
 def _tls_library() -> str:
@@ -49,7 +49,7 @@ def print_version(out: Output) -> None:
     out.out("There is NO WARRANTY, to the extent permitted by law.")
 
 
-HELP = """\
+_USAGE = """\
 Usage:
 
 Sendmail mode (default):
@@ -66,72 +66,29 @@ Remote Message Queue Starting mode:
   {prog} [option...] --rmqs=host|@domain|#queue
   Send a Remote Message Queue Starting request to a server.
 
-General options:
-  --version                    print version
-  --help                       print help
-  -P, --pretend                print configuration info and exit
-  -d, --debug                  print debugging information
-Changing the mode of operation:
-  --configure=mailaddress      generate and print configuration for address
-  -S, --serverinfo             print information about the server
-  --rmqs=host|@domain|#queue   send a Remote Message Queue Starting request
-Configuration options:
-  -C, --file=filename          set configuration file
-  -a, --account=id             use the given account instead of the account
-                               named "default"; its settings may be changed
-                               with command-line options
-  --host=hostname              set the server, use only command-line settings;
-                               do not use any configuration file data
-  --port=number                set port number
-  --source-ip=[IP]             set/unset source ip address to bind the socket to
-  --proxy-host=[IP|hostname]   set/unset proxy
-  --proxy-port=[number]        set/unset proxy port
-  --socket=[socketname]        set/unset local socket to connect to
-  --timeout=(off|seconds)      set/unset network timeout in seconds
-  --protocol=(smtp|lmtp)       use the given sub protocol
-  --domain=string              set the argument of EHLO or LHLO command
-  --auth[=(on|off|method)]     enable/disable authentication and optionally
-                               choose the method
-  --user=[username]            set/unset user name for authentication
-  --passwordeval=[eval]        evaluate password for authentication
-  --tls[=(on|off)]             enable/disable TLS encryption
-  --tls-starttls[=(on|off)]    enable/disable STARTTLS for TLS
-  --tls-trust-file=[file]      set/unset trust file for TLS
-  --tls-crl-file=[file]        set/unset revocation file for TLS
-  --tls-fingerprint=[f]        set/unset trusted certificate fingerprint for TLS
-  --tls-certcheck[=(on|off)]   enable/disable server certificate checks for TLS
-  --tls-key-file=[file]        set/unset private key file for TLS
-  --tls-cert-file=[file]       set/unset private cert file for TLS
-  --tls-priorities=[prios]     set/unset TLS priorities.
-  --tls-host-override=[host]   set/unset override for TLS host verification.
-  --tls-min-dh-prime-bits=[b]  set/unset minimum bit size of DH prime
-Options specific to sendmail mode:
-  --auto-from[=(on|off)]       enable/disable automatic envelope-from addresses
-  -f, --from=address           set envelope from address
-  --maildomain=[domain]        set the domain for automatic envelope from
-                               addresses
-  -N, --dsn-notify=(off|cond)  set/unset DSN conditions
-  -R, --dsn-return=(off|ret)   set/unset DSN amount
-  -X, --logfile=[file]         set/unset log file
-  --logfile-time-format=[fmt]  set/unset log file time format for strftime()
-  --syslog[=(on|off|facility)] enable/disable/configure syslog logging
-  -t, --read-recipients        read additional recipients from the mail
-  --read-envelope-from         read envelope from address from the mail
-  --aliases=[file]             set/unset aliases file
-  --set-from-header[=(auto|on|off)] set From header handling
-  --set-date-header[=(auto|off)] set Date header handling
-  --set-msgid-header[=(auto|off)] set Message-ID header handling
-  --set-to-header[=(on|off|undisclosed_recipients)] set To header handling
-  --remove-bcc-headers[=(on|off)] enable/disable removal of Bcc headers
-  --undisclosed-recipients[=(on|off)] enable/disable replacement of To/Cc/Bcc
-                               with To: undisclosed-recipients:;
-  -F name                      set the full name for a generated From header
-  --                           end of options
-Accepted but ignored: -A, -B, -bm, -G, -h, -i, -L, -m, -n, -O, -o, -v
-
-Report bugs to the msmtp-twisted issue tracker.
 """
 
 
+def help_text(prog: str = "msmtp") -> str:
+    """``msmtp --help``: msmtp 1.8.23's layout, the option lines from the table's
+    ``usage`` and ``help`` (:data:`~msmtp_twisted.config.commands.TABLE`)."""
+    from msmtp_twisted.config.commands import IGNORED, OPTIONS, SECTIONS
+
+    lines = [_USAGE.format(prog=prog)]
+    for section in SECTIONS:
+        if section == IGNORED:
+            ignored = [row.usage for row in OPTIONS if row.section == IGNORED]
+            lines.append(f"{IGNORED}: {', '.join(ignored)}\n")
+            continue
+        lines.append(f"{section}:\n")
+        for row in OPTIONS:
+            if row.section == section and row.help:
+                first, *rest = row.help.split("\n")
+                lines.append(f"  {row.usage:<28} {first}\n")
+                lines += [f"{'':31}{line}\n" for line in rest]
+    lines.append("\nReport bugs to the msmtp-twisted issue tracker.\n")
+    return "".join(lines)
+
+
 def print_help(out: Output) -> None:
-    out.out(HELP.format(prog="msmtp").rstrip("\n"))
+    out.out(help_text().rstrip("\n"))

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer
 
 from msmtp_twisted.config.account import Account
+from msmtp_twisted.config.commands import SETTINGS
 from msmtp_twisted.protocol.pool import Sender
 from msmtp_twisted.smtp.client import Delivered
 from msmtp_twisted.smtp.persistent import MailJob
@@ -34,22 +35,12 @@ if TYPE_CHECKING:
 
 __all__ = ["CONNECTION_FIELDS", "MAIL_FIELDS", "KeptConnections", "StreamedMail"]
 
-#: The account settings that make a connection what it is.
-CONNECTION_FIELDS = (
-    "host", "port", "source_ip", "proxy_host", "proxy_port", "socket", "timeout",
-    "protocol", "domain", "auth_mech", "username", "password", "passwordeval",
-    "ntlmdomain", "tls", "tls_starttls", "tls_trust_file", "tls_crl_file",
-    "tls_fingerprint", "tls_key_file", "tls_cert_file", "tls_certcheck",
-    "tls_min_dh_prime_bits", "tls_priorities", "tls_host_override",
-)
-#: The settings that only shape a mail (a unit test holds the two lists to the
-#: account's fields, so a new setting cannot be forgotten).
-MAIL_FIELDS = (
-    "auto_from", "maildomain", "from_addr", "from_full_name", "allow_from_override",
-    "set_from_header", "set_date_header", "set_msgid_header", "remove_bcc_headers",
-    "set_to_header", "dsn_notify", "dsn_return", "logfile", "logfile_time_format",
-    "syslog", "aliases",
-)
+#: The account settings that make a connection what it is: those of the
+#: command table outside its sendmail-mode section (see
+#: :attr:`Setting.connection <msmtp_twisted.config.commands.Setting.connection>`).
+CONNECTION_FIELDS = tuple(s.field for s in SETTINGS if s.connection)
+#: The settings that only shape a mail.
+MAIL_FIELDS = tuple(s.field for s in SETTINGS if not s.connection)
 
 
 class StreamedMail:

@@ -10,7 +10,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "commands.md"
 
 def test_committed_reference_is_current() -> None:
     assert DOC.read_text() == render_reference(), (
-        "regenerate: python -m msmtp_twisted.config.reference > docs/commands.md"
+        "regenerate: python -m msmtp_twisted.config.reference --write"
     )
 
 
