@@ -58,20 +58,11 @@ def _generated_pages() -> dict[str, str]:
     from msmtp_twisted.config import reference
 
     pages = {"commands.md": reference.render_reference()}
-    for name, title, fallback in (
-        ("render_msmtp_options", "msmtp options", "msmtp --help"),
-        ("render_msmtpd_options", "msmtpd options", "msmtpd --help"),
+    for name, title in (
+        ("render_msmtp_options", "msmtp options"),
+        ("render_msmtpd_options", "msmtpd options"),
     ):
-        # until i13-table is merged: the option renderers come with that branch
-        render = getattr(reference, name, None)
-        if render is not None:
-            text = render()
-            if not text.startswith("# "):
-                # a page needs a title of its own to stand in the toctree
-                text = f"# {title}\n\n{text}"
-        else:
-            text = f"# {title}\n\n`{fallback}` lists them.\n"
-        pages[f"{title.replace(' ', '-')}.md"] = text
+        pages[f"{title.replace(' ', '-')}.md"] = getattr(reference, name)()
     return pages
 
 

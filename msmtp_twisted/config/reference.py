@@ -250,6 +250,9 @@ def render_msmtp_options() -> str:
         lines += [f"## {section}", ""]
         for row in rows:
             lines += [f"### {_md_code(row.usage)}", "", _md(row.description), ""]
+            others = [f"`--{name}`" for name in row.cli[1:]]
+            if others:
+                lines += [f"Also spelled {', '.join(others)}.", ""]
             if row.name:
                 lines += [f"msmtprc: {_md_code(row.name)}.", ""]
     return "\n".join(lines)

@@ -91,17 +91,11 @@ def test_documented_imports_install_no_reactor() -> None:
 
 
 def test_option_references_name_every_option(html: Path) -> None:
-    """Once the option renderers exist, the built manual names every long option of
-    msmtp and msmtpd; until then their pages say where the options are listed."""
+    """The built manual names every long option of msmtp and msmtpd."""
     from msmtp_twisted.cli import LONG_OPTIONS
-    from msmtp_twisted.config import reference
     from msmtp_twisted.daemon.cli import _LONGOPTS
 
     for program, options in (("msmtp", LONG_OPTIONS), ("msmtpd", _LONGOPTS)):
         text = _text(html / "_generated" / f"{program}-options.html")
-        # until i13-table is merged: the renderers come with that branch
-        if getattr(reference, f"render_{program}_options", None) is None:
-            assert f"{program} --help" in text
-            continue
         missing = [o.name for o in options if f"--{o.name}" not in text]
         assert not missing, f"{program} options missing from the manual: {missing}"
