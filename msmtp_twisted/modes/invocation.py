@@ -64,6 +64,9 @@ class Output:
     #: connections kept between runs in one process (msmtpq's flush sets it):
     #: sendmail mode sends over them instead of a connection of its own
     kept: KeptConnections | None = None
+    #: try the account's TCP connection before loading Twisted
+    #: (:func:`msmtp_twisted.modes.common.first_attempt`); msmtpq sets it
+    connect_first: bool = False
 
     def __init__(self, prog: str, stdout: BinaryIO, stderr: BinaryIO) -> None:
         self.prog = prog

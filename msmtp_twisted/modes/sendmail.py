@@ -31,38 +31,51 @@ def run_sendmail(
     out: Output,
     stdin: BinaryIO,
 ) -> int:
+    from msmtp_twisted.errors import ConnectFailure, SMTPFailure
     from msmtp_twisted.modes.common import (
+        first_attempt,
         print_failure,
         print_outcome_failure,
-        run_account_session,
-        tls_printer,
         tls_warnings,
-        tracer,
     )
-    from msmtp_twisted.sending.mail import prepare_mail
-    from msmtp_twisted.smtp.client import sendmail_session
 
     tls_warnings(out, account)
 
-    request, body = prepare_mail(account, account.from_addr or "", recipients, headers, stdin)
     kept = out.kept
-    if kept is not None and not conf.debug:
-        outcome = _send_kept(kept, account, request, body, headers, stdin)
+    early = None
+    if out.connect_first and kept is None and not conf.debug:
+        early = first_attempt(account)
+    body: MailBody | None = None
+    if isinstance(early, ConnectFailure):
+        # the server cannot be reached: said exactly as the send below would say
+        # it, without loading Twisted (msmtpq queues the mail at once)
+        outcome: object = early
     else:
-        trace = tracer(out) if conf.debug else None
-        outcome = run_account_session(account, sendmail_session(request), body=body,
-                                      trace=trace,
-                                      tls_info=tls_printer(out) if conf.debug else None)
+        from msmtp_twisted.modes.common import run_account_session, tls_printer, tracer
+        from msmtp_twisted.sending.mail import prepare_mail
+        from msmtp_twisted.smtp.client import sendmail_session
 
-    from msmtp_twisted.errors import ConnectFailure, SMTPFailure
+        request, body = prepare_mail(account, account.from_addr or "", recipients, headers,
+                                     stdin)
+        if kept is not None and not conf.debug:
+            outcome = _send_kept(kept, account, request, body, headers, stdin)
+        else:
+            trace = tracer(out) if conf.debug else None
+            outcome = run_account_session(account, sendmail_session(request), body=body,
+                                          trace=trace,
+                                          tls_info=tls_printer(out) if conf.debug else None,
+                                          connected=early)
+
     from msmtp_twisted.modes.invocation import Attempt
-    from msmtp_twisted.smtp.client import Delivered
 
     out.attempt = Attempt(account, list(recipients), outcome)
 
     reply_lines: list[str] | None = None
     errormsg: str | None = None
-    if isinstance(outcome, Delivered):
+    if body is not None and not isinstance(outcome, (SMTPFailure, ConnectFailure)):
+        from msmtp_twisted.smtp.client import Delivered
+
+        assert isinstance(outcome, Delivered)
         code = sysexits.EX_OK
         if outcome.reply is not None:
             reply_lines = list(outcome.reply.lines)
@@ -76,7 +89,7 @@ def run_sendmail(
         assert isinstance(outcome, ConnectFailure)
         code = print_outcome_failure(out, account, outcome)
         errormsg = outcome.message
-    _log(out, account, recipients, body.mailsize if code == 0 else None,
+    _log(out, account, recipients, body.mailsize if body is not None and code == 0 else None,
          reply_lines, errormsg, code)
     return code
 

@@ -56,15 +56,18 @@ def error_lines(stderr: bytes, prog: str) -> list[str]:
 
 
 def send_once(argv: list[str], stdin: BinaryIO, *, prog: str, stdout: BinaryIO,
-              stderr: BinaryIO, env: Mapping[str, str], kept: KeptConnections | None = None
-              ) -> tuple[int, object, object]:
+              stderr: BinaryIO, env: Mapping[str, str], kept: KeptConnections | None = None,
+              connect_first: bool = False) -> tuple[int, object, object]:
     """Run msmtp's command line once; returns (exit code, outcome, attempt).
-    ``kept``: send over these kept connections instead of a new one."""
+    ``kept``: send over these kept connections instead of a new one;
+    ``connect_first``: try the server's TCP connection before loading Twisted
+    (an unreachable server costs no reactor)."""
     from msmtp_twisted.cli import run
     from msmtp_twisted.modes.invocation import Output
 
     out = Output(prog, stdout, stderr)
     out.kept = kept
+    out.connect_first = connect_first
     try:
         code = run([prog, *argv], out, stdin, dict(env))
     finally:

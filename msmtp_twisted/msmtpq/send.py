@@ -137,8 +137,9 @@ def send_or_queue(
         tee = _Tee(stderr)
         try:
             with incoming.reader() as mail:
-                code, outcome, attempt = send_once(args, mail, prog=prog, stdout=stdout,
-                                                   stderr=tee, env=env)  # type: ignore[arg-type]
+                code, outcome, attempt = send_once(
+                    args, mail, prog=prog, stdout=stdout, stderr=tee,  # type: ignore[arg-type]
+                    env=env, connect_first=True)
         except BaseException:
             incoming.discard()
             raise
