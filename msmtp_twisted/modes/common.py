@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from msmtp_twisted.modes.invocation import Output
 
 __all__ = [
+    "first_attempt",
     "print_failure",
     "print_outcome_failure",
     "report_failure",
@@ -73,9 +74,28 @@ def tls_warnings(out: Output, account: Account) -> None:
         out.err(warning)
 
 
+def first_attempt(account: Account) -> Any:
+    """The account's connection tried before Twisted loads (``msmtpq``:
+    :mod:`msmtp_twisted.net.probe`): the ConnectFailure the send would end with,
+    the connection to hand to :func:`run_account_session`, or None (go the
+    usual way).  Unusable TLS files are reported before connecting, as always:
+    they are checked first (and then kept with the account for the send)."""
+    if account.tls:
+        from msmtp_twisted.errors import TLSFailure
+        from msmtp_twisted.sending.endpoint import account_tls_context
+
+        try:
+            account_tls_context(account)
+        except TLSFailure:
+            return None
+    from msmtp_twisted.net.probe import connect_first
+
+    return connect_first(account)
+
+
 def run_account_session(account: Account, session: Any, *, body: Any = None,
                         trace: Any = None, tls_info: Any = None,
-                        tls_first: bool = True) -> Any:
+                        tls_first: bool = True, connected: Any = None) -> Any:
     """Connect as the account says and run ``session`` on the reactor; returns its
     result or the failure (SMTPFailure, ConnectFailure, TLSFailure) as a value.
 
@@ -83,6 +103,7 @@ def run_account_session(account: Account, session: Any, *, body: Any = None,
     verified (msmtp prints it there with ``-d``); ``tls_first`` says whether a
     problem with the TLS files is reported before connecting (sendmail mode) or
     only once the connection stands (``--serverinfo``, ``--rmqs``), as msmtp does.
+    ``connected``: a connection made already (:func:`first_attempt`).
     """
     from msmtp_twisted.protocol.reactor import (
         defer_unused_modules,
@@ -104,6 +125,8 @@ def run_account_session(account: Account, session: Any, *, body: Any = None,
             tls = account_tls(account, on_established=tls_info)
         except TLSFailure as e:
             if tls_first:
+                if connected is not None:
+                    connected.close()
                 return e
             tls_problem = e
         without_twisted_ssl()
@@ -125,7 +148,7 @@ def run_account_session(account: Account, session: Any, *, body: Any = None,
         if tls_problem is not None:
             return fail_after_connecting(reactor, account, tls_problem)
         return start_account_session(reactor, account, session, body=body, trace=trace,
-                                     tls=tls)
+                                     tls=tls, connected=connected)
 
     return run_until_done(start)
 

@@ -64,6 +64,13 @@ class Output:
     #: connections kept between runs in one process (msmtpq's flush sets it):
     #: sendmail mode sends over them instead of a connection of its own
     kept: KeptConnections | None = None
+    #: try the account's TCP connection before loading Twisted
+    #: (:func:`msmtp_twisted.modes.common.first_attempt`); msmtpq sets it
+    connect_first: bool = False
+    #: the envelope recipients to send to instead of those of the command line
+    #: and headers, which still shape the headers (msmtpq: a queued mail an
+    #: LMTP server took for some recipients already)
+    envelope_recipients: list[str] | None = None
 
     def __init__(self, prog: str, stdout: BinaryIO, stderr: BinaryIO) -> None:
         self.prog = prog

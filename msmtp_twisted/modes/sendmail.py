@@ -9,6 +9,7 @@ accepted; anything else tells the caller to keep the mail.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, BinaryIO
 
 from msmtp_twisted import sysexits
@@ -31,38 +32,56 @@ def run_sendmail(
     out: Output,
     stdin: BinaryIO,
 ) -> int:
+    from msmtp_twisted.errors import ConnectFailure, SMTPFailure
     from msmtp_twisted.modes.common import (
+        first_attempt,
         print_failure,
         print_outcome_failure,
-        run_account_session,
-        tls_printer,
         tls_warnings,
-        tracer,
     )
-    from msmtp_twisted.sending.mail import prepare_mail
-    from msmtp_twisted.smtp.client import sendmail_session
 
     tls_warnings(out, account)
 
-    request, body = prepare_mail(account, account.from_addr or "", recipients, headers, stdin)
+    # the headers are built for the recipients of the invocation; the envelope
+    # may name fewer (msmtpq: those a partial LMTP delivery left)
+    envelope = recipients if out.envelope_recipients is None else list(out.envelope_recipients)
     kept = out.kept
-    if kept is not None and not conf.debug:
-        outcome = _send_kept(kept, account, request, body, headers, stdin)
+    early = None
+    if out.connect_first and kept is None and not conf.debug:
+        early = first_attempt(account)
+    body: MailBody | None = None
+    if isinstance(early, ConnectFailure):
+        # the server cannot be reached: said exactly as the send below would say
+        # it, without loading Twisted (msmtpq queues the mail at once)
+        outcome: object = early
     else:
-        trace = tracer(out) if conf.debug else None
-        outcome = run_account_session(account, sendmail_session(request), body=body,
-                                      trace=trace,
-                                      tls_info=tls_printer(out) if conf.debug else None)
+        from msmtp_twisted.modes.common import run_account_session, tls_printer, tracer
+        from msmtp_twisted.sending.mail import prepare_mail
+        from msmtp_twisted.smtp.client import sendmail_session
 
-    from msmtp_twisted.errors import ConnectFailure, SMTPFailure
+        request, body = prepare_mail(account, account.from_addr or "", recipients, headers,
+                                     stdin)
+        if envelope is not recipients:
+            request = dataclasses.replace(request, recipients=tuple(envelope))
+        if kept is not None and not conf.debug:
+            outcome = _send_kept(kept, account, request, body, headers, stdin, recipients)
+        else:
+            trace = tracer(out) if conf.debug else None
+            outcome = run_account_session(account, sendmail_session(request), body=body,
+                                          trace=trace,
+                                          tls_info=tls_printer(out) if conf.debug else None,
+                                          connected=early)
+
     from msmtp_twisted.modes.invocation import Attempt
-    from msmtp_twisted.smtp.client import Delivered
 
-    out.attempt = Attempt(account, list(recipients), outcome)
+    out.attempt = Attempt(account, list(envelope), outcome)
 
     reply_lines: list[str] | None = None
     errormsg: str | None = None
-    if isinstance(outcome, Delivered):
+    if body is not None and not isinstance(outcome, (SMTPFailure, ConnectFailure)):
+        from msmtp_twisted.smtp.client import Delivered
+
+        assert isinstance(outcome, Delivered)
         code = sysexits.EX_OK
         if outcome.reply is not None:
             reply_lines = list(outcome.reply.lines)
@@ -76,13 +95,14 @@ def run_sendmail(
         assert isinstance(outcome, ConnectFailure)
         code = print_outcome_failure(out, account, outcome)
         errormsg = outcome.message
-    _log(out, account, recipients, body.mailsize if code == 0 else None,
+    _log(out, account, envelope, body.mailsize if body is not None and code == 0 else None,
          reply_lines, errormsg, code)
     return code
 
 
 def _send_kept(kept: KeptConnections, account: Account, request: SendmailRequest,
-               body: MailBody, headers: ReadHeaders, stdin: BinaryIO) -> object:
+               body: MailBody, headers: ReadHeaders, stdin: BinaryIO,
+               recipients: list[str]) -> object:
     """The mail over a connection kept for this account's settings (msmtpq's flush
     sends many mails): its outcome as :func:`run_account_session` gives it.  A
     second attempt (the kept connection was found closed) reads the mail again
@@ -105,8 +125,7 @@ def _send_kept(kept: KeptConnections, account: Account, request: SendmailRequest
             return first.pop()
         stdin.seek(0)
         again = read_headers(stdin, want_recipients=False)
-        return prepare_mail(account, request.envelope_from, list(request.recipients), again,
-                            stdin)[1]
+        return prepare_mail(account, request.envelope_from, recipients, again, stdin)[1]
 
     job = MailJob(request.envelope_from, request.recipients, notify=request.dsn_notify,
                   ret=request.dsn_return)

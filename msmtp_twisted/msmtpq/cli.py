@@ -19,8 +19,6 @@ from typing import Any, BinaryIO
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.queue.location import default_log, default_queue_dir
-from msmtp_twisted.queue.schedule import Schedule
-from msmtp_twisted.queue.spool import Spool
 
 __all__ = ["console_main", "main", "manage_main", "queue_console_main"]
 
@@ -128,7 +126,10 @@ def _parser(prog: str) -> Any:
 
 
 def manage_main(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
+    # imported here: msmtpq's sending path needs neither
     from msmtp_twisted.msmtpq import manage
+    from msmtp_twisted.queue.schedule import Schedule
+    from msmtp_twisted.queue.spool import Spool
 
     prog = argv[0] if argv else "msmtp-queue"
     environ = dict(os.environ) if env is None else dict(env)

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 from msmtp_twisted import sysexits
-from msmtp_twisted.queue.outcome import Kind, Result, classify
+from msmtp_twisted.queue.outcome import Kind, Result, classify, recipients_left
 from msmtp_twisted.queue.spool import Claim
 
 if TYPE_CHECKING:
@@ -56,15 +56,22 @@ def error_lines(stderr: bytes, prog: str) -> list[str]:
 
 
 def send_once(argv: list[str], stdin: BinaryIO, *, prog: str, stdout: BinaryIO,
-              stderr: BinaryIO, env: Mapping[str, str], kept: KeptConnections | None = None
+              stderr: BinaryIO, env: Mapping[str, str], kept: KeptConnections | None = None,
+              connect_first: bool = False, envelope_recipients: list[str] | None = None
               ) -> tuple[int, object, object]:
     """Run msmtp's command line once; returns (exit code, outcome, attempt).
-    ``kept``: send over these kept connections instead of a new one."""
+    ``kept``: send over these kept connections instead of a new one;
+    ``connect_first``: try the server's TCP connection before loading Twisted
+    (an unreachable server costs no reactor); ``envelope_recipients``: send
+    to these instead of the recipients of ``argv`` and the headers, which
+    still shape the headers."""
     from msmtp_twisted.cli import run
     from msmtp_twisted.modes.invocation import Output
 
     out = Output(prog, stdout, stderr)
     out.kept = kept
+    out.connect_first = connect_first
+    out.envelope_recipients = envelope_recipients
     try:
         code = run([prog, *argv], out, stdin, dict(env))
     finally:
@@ -87,7 +94,7 @@ def _send_entry(claim: Claim, env: Mapping[str, str], kept: KeptConnections | No
             code, outcome, _ = send_once(entry.argv, message, prog="msmtp",
                                          stdout=sys.stdout.buffer,
                                          stderr=cast(BinaryIO, captured), env=env,
-                                         kept=kept)
+                                         kept=kept, envelope_recipients=entry.remaining)
     except OSError as e:
         return Result(Kind.TEMPORARY, sysexits.EX_IOERR,
                       [f"cannot read the queued mail: {e.strerror}"])
@@ -97,8 +104,11 @@ def _send_entry(claim: Claim, env: Mapping[str, str], kept: KeptConnections | No
         os.chdir(cwd)
     from msmtp_twisted.errors import ConnectFailure
 
-    return Result(classify(code, outcome), code, error_lines(bytes(captured.data), "msmtp"),
-                  connected=not isinstance(outcome, ConnectFailure))
+    kind = classify(code, outcome)
+    remaining, refused = recipients_left(kind, outcome)
+    return Result(kind, code, error_lines(bytes(captured.data), "msmtp"),
+                  connected=not isinstance(outcome, ConnectFailure), remaining=remaining,
+                  refused=refused)
 
 
 def deliver(account: str | None, claims: list[Claim], *, env: Mapping[str, str] | None = None,

@@ -15,6 +15,7 @@ If the mail cannot be written to the queue (a full disk), msmtpq exits 75
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Mapping
@@ -24,7 +25,7 @@ from msmtp_twisted import sysexits
 from msmtp_twisted.msmtpq.deliver import BoundedBuffer, error_lines, send_once
 from msmtp_twisted.queue import journal
 from msmtp_twisted.queue.entry import Entry
-from msmtp_twisted.queue.outcome import Kind, classify
+from msmtp_twisted.queue.outcome import Kind, classify, recipients_left
 from msmtp_twisted.queue.spool import InputError, Spool
 
 __all__ = ["send_or_queue"]
@@ -124,6 +125,7 @@ def send_or_queue(
         cwd = None
     entry = Entry(id=incoming.id, argv=list(args), cwd=cwd, size=incoming.size, created=now,
                   next_attempt=now)
+    refused: list[str] = []
     if queue_only:
         from msmtp_twisted.message.headers import addresses_from_arguments
 
@@ -137,8 +139,9 @@ def send_or_queue(
         tee = _Tee(stderr)
         try:
             with incoming.reader() as mail:
-                code, outcome, attempt = send_once(args, mail, prog=prog, stdout=stdout,
-                                                   stderr=tee, env=env)  # type: ignore[arg-type]
+                code, outcome, attempt = send_once(
+                    args, mail, prog=prog, stdout=stdout, stderr=tee,  # type: ignore[arg-type]
+                    env=env, connect_first=True)
         except BaseException:
             incoming.discard()
             raise
@@ -152,6 +155,11 @@ def send_or_queue(
             entry.config = account.conffile or None
             entry.envelope_from = account.from_addr
             entry.recipients = list(attempt.recipients)  # type: ignore[attr-defined]
+        remaining, refused = recipients_left(kind, outcome)
+        if remaining is not None:
+            # an LMTP server took the mail for the others: queued for these only
+            entry.remaining = remaining
+            entry.recipients = list(remaining)
         entry.attempts = 1
         entry.first_attempt = entry.last_attempt = now
         lines = error_lines(bytes(tee.kept.data), prog)
@@ -162,9 +170,14 @@ def send_or_queue(
     except OSError as e:
         _say(stderr, prog, f"cannot queue the mail in {queue_dir}: {e.strerror}")
         return sysexits.EX_TEMPFAIL
+    warn = lambda text: _say(stderr, prog, text)  # noqa: E731
+    if not queue_only and refused:
+        # refused for good beside the queued ones: never tried again
+        journal.write(log, journal.format_line(
+            "failed", dataclasses.replace(entry, recipients=refused), error=entry.last_error,
+            exitcode=entry.last_exitcode), warn)
     journal.write(log, journal.format_line("queued", entry, error=entry.last_error,
-                                           exitcode=entry.last_exitcode),
-                  lambda text: _say(stderr, prog, text))
+                                           exitcode=entry.last_exitcode), warn)
     if not quiet:
         _say(stderr, prog, f"mail queued as {entry.id} in {queue_dir}")
     return sysexits.EX_OK

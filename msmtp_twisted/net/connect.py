@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, error
 from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
@@ -31,6 +31,9 @@ from msmtp_twisted.net.resolve import (
     blocking_getaddrinfo,
     resolver_for,
 )
+
+if TYPE_CHECKING:
+    from msmtp_twisted.net.probe import Connected
 
 __all__ = [
     "AddrInfo",
@@ -111,6 +114,7 @@ class SequentialTCPEndpoint:
         source_ip: str | None = None,
         resolve: Resolver | None = None,
         on_connect: Callable[[str], None] | None = None,
+        connected: Connected | None = None,
     ) -> None:
         self._reactor = reactor
         self._host = host
@@ -118,6 +122,10 @@ class SequentialTCPEndpoint:
         self._timeout = timeout
         self._source_ip = source_ip
         self._resolve = resolve
+        #: a connection to this host and port made already
+        #: (:func:`msmtp_twisted.net.probe.connect_first`): the first connect()
+        #: adopts it instead of connecting again
+        self._connected = connected
         #: called with the numeric address once a connection stands (a log event)
         self.on_connect = on_connect
 
@@ -128,6 +136,25 @@ class SequentialTCPEndpoint:
 
     @defer.inlineCallbacks
     def connect(self, protocolFactory: IProtocolFactory) -> Any:
+        if self._connected is not None:
+            connected, self._connected = self._connected, None
+            from msmtp_twisted.net.adopt import AdoptingConnector
+
+            factory = _OneShotFactory(protocolFactory)
+            AdoptingConnector(connected, self._port, factory, self._timeout or 30,
+                              self._reactor).connect()
+            try:
+                protocol = yield factory.deferred
+            except error.ConnectError as e:  # reset before the reactor saw it
+                raise ConnectFailure(
+                    sysexits.EX_TEMPFAIL,
+                    f"cannot connect to {self._host}, port {self._port}: "
+                    f"{os.strerror(_errno_of(e))}",
+                    cause=_cause_of(e),
+                ) from None
+            if self.on_connect is not None:
+                self.on_connect(connected.address)
+            return protocol
         try:
             addresses = yield defer.maybeDeferred(self.resolver(), self._host, self._port)
         except ResolveError as e:

@@ -12,6 +12,11 @@ The JSON object, version 1::
      "last_attempt": 1796314065.9, "attempts": 1, "next_attempt": 1796314065.9,
      "last_error": "cannot connect to ...", "last_exitcode": 75}
 
+``remaining`` (only present when set): the envelope recipients the mail is
+still to go to, after an LMTP delivery that reached the others; a send then
+uses it instead of the recipients ``argv`` (and, with ``-t``, the headers)
+give, which still shape the headers.
+
 Times are seconds since the epoch.  Anything that does not parse as this is
 reported (:class:`BadEntry`) and left alone; unknown keys of a newer version
 are kept when the entry is rewritten.
@@ -75,6 +80,15 @@ def _texts(data: dict[str, Any], key: str) -> list[str]:
     return list(value)
 
 
+def _remaining(data: dict[str, Any]) -> list[str] | None:
+    if data.get("remaining") is None:
+        return None
+    remaining = _texts(data, "remaining")
+    if not remaining:
+        raise BadEntry("remaining: no recipient")
+    return remaining
+
+
 @dataclass
 class Entry:
     id: str
@@ -93,6 +107,9 @@ class Entry:
     next_attempt: float = 0.0
     last_error: str | None = None
     last_exitcode: int | None = None
+    #: the envelope recipients still to send to (None: all those of argv and
+    #: the headers); set after an LMTP delivery that reached the others
+    remaining: list[str] | None = None
     #: keys this version does not know, kept as they were
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -116,6 +133,8 @@ class Entry:
             "last_error": self.last_error,
             "last_exitcode": self.last_exitcode,
         })
+        if self.remaining is not None:
+            data["remaining"] = self.remaining
         return (json.dumps(data, ensure_ascii=True, indent=1) + "\n").encode("ascii")
 
     @classmethod
@@ -137,7 +156,7 @@ class Entry:
         exitcode = _number(data, "last_exitcode", optional=True)
         known = {"version", "id", "argv", "cwd", "account", "config", "from", "recipients", "size",
                  "created", "first_attempt", "last_attempt", "attempts", "next_attempt",
-                 "last_error", "last_exitcode"}
+                 "last_error", "last_exitcode", "remaining"}
         return cls(
             id=entry_id,
             argv=_texts(data, "argv"),
@@ -154,5 +173,6 @@ class Entry:
             next_attempt=_number(data, "next_attempt") or 0.0,
             last_error=_text(data, "last_error"),
             last_exitcode=None if exitcode is None else int(exitcode),
+            remaining=_remaining(data),
             extra={k: v for k, v in data.items() if k not in known},
         )

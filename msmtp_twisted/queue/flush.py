@@ -12,6 +12,7 @@ delivered or still queued (docs/queue.md, "At least once").
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -68,6 +69,16 @@ def apply_result(spool: Spool, claim: Claim, result: Result, *, schedule: Schedu
         journal.write(log, journal.format_line("delivered", entry, exitcode=result.exitcode),
                       say)
         return
+    if result.remaining is not None:
+        # an LMTP server took the mail for the other recipients: they never get
+        # it again, whatever happens to this entry
+        entry.remaining = list(result.remaining)
+        entry.recipients = list(result.remaining)
+    if result.refused:
+        refused = dataclasses.replace(entry, recipients=list(result.refused))
+        say(f"{entry.id}: failed for {', '.join(result.refused)} (not tried again)")
+        journal.write(log, journal.format_line("failed", refused, error=result.error,
+                                               exitcode=result.exitcode), say)
     entry.attempts += 1
     if entry.first_attempt is None:
         entry.first_attempt = now

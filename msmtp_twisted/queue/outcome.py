@@ -14,7 +14,9 @@ network unreachable, no route               75         temporary
 connection reset or closed by the server    74         temporary
 SOCKS proxy failure                         69         temporary
 5xx reply                                   65 / 69    permanent
-LMTP: some recipients refused after DATA    69         permanent [1]
+LMTP: some recipients refused after DATA    69         temporary for the 4xx
+                                                       ones, permanent for
+                                                       the 5xx ones [1]
 authentication failed, no usable mechanism  77         permanent
 TLS handshake or certificate refused        76 / 69    permanent
 server lacks STARTTLS/AUTH/DSN              69         permanent
@@ -22,8 +24,10 @@ protocol violation                          76         permanent
 configuration, usage, input errors          64, 78..   permanent
 ==========================================  =========  ==============
 
-[1] the recipients that accepted have the mail; sending it again would
-duplicate it for them.
+[1] the recipients that accepted have the mail and never get it again: the
+entry is kept for exactly the recipients refused with a 4xx reply
+(:func:`lmtp_split`, ``Result.remaining``); when every refusal is a 5xx, it
+fails, naming only those recipients.
 
 msmtp's exit codes cannot tell these apart (69 is both a 4xx reply and a
 refused certificate), so the decision is made from the failure's
@@ -38,7 +42,7 @@ from dataclasses import dataclass, field
 from msmtp_twisted import sysexits
 from msmtp_twisted.errors import Cause, MsmtpError, SMTPFailure
 
-__all__ = ["TEMPORARY_CAUSES", "Kind", "Result", "classify"]
+__all__ = ["TEMPORARY_CAUSES", "Kind", "Result", "classify", "lmtp_split", "recipients_left"]
 
 
 class Kind(enum.Enum):
@@ -68,10 +72,34 @@ def classify(exitcode: int, outcome: object) -> Kind:
         return Kind.TEMPORARY
     if isinstance(outcome, SMTPFailure):
         if outcome.lmtp_failures:
-            return Kind.PERMANENT
+            temporary, _ = lmtp_split(outcome)  # type: ignore[misc]
+            return Kind.TEMPORARY if temporary else Kind.PERMANENT
         if outcome.reply is not None and outcome.cause is Cause.REPLY:
             return Kind.TEMPORARY if 400 <= outcome.reply.code < 500 else Kind.PERMANENT
     return Kind.TEMPORARY if outcome.cause in TEMPORARY_CAUSES else Kind.PERMANENT
+
+
+def lmtp_split(outcome: object) -> tuple[list[str], list[str]] | None:
+    """For an LMTP delivery refused after the final dot for some recipients:
+    (the recipients refused temporarily (4xx), those refused for good), in the
+    envelope's order; the others have the mail.  None for any other outcome."""
+    if not isinstance(outcome, SMTPFailure) or not outcome.lmtp_failures:
+        return None
+    temporary = [f.recipient for f in outcome.lmtp_failures if 400 <= f.reply.code < 500]
+    permanent = [f.recipient for f in outcome.lmtp_failures
+                 if not 400 <= f.reply.code < 500]
+    return temporary, permanent
+
+
+def recipients_left(kind: Kind, outcome: object) -> tuple[list[str] | None, list[str]]:
+    """``(Result.remaining, Result.refused)`` for an attempt classified ``kind``."""
+    split = lmtp_split(outcome)
+    if split is None or kind is Kind.DELIVERED:
+        return None, []
+    temporary, permanent = split
+    if kind is Kind.TEMPORARY:
+        return temporary, permanent
+    return permanent, []
 
 
 @dataclass
@@ -85,6 +113,13 @@ class Result:
     #: False when no connection could be made at all: the account's other
     #: mails would fail the same way, a sender may leave them for the next run
     connected: bool = True
+    #: an LMTP delivery that reached some recipients: the recipients the entry
+    #: is kept for (the 4xx ones of a temporary result, the 5xx ones of a
+    #: permanent one); None: all of the entry's recipients, as before
+    remaining: list[str] | None = None
+    #: recipients refused for good while others are still to be tried (5xx
+    #: beside 4xx): reported as failed, never tried again
+    refused: list[str] = field(default_factory=list)
 
     @property
     def error(self) -> str | None:

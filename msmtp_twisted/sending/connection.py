@@ -28,6 +28,7 @@ from msmtp_twisted.config.account import Account
 if TYPE_CHECKING:
     from twisted.internet import defer
 
+    from msmtp_twisted.net.probe import Connected
     from msmtp_twisted.protocol.session import BodySource, SessionProtocol, Trace
 
 __all__ = ["connect_session", "fail_after_connecting", "session_protocol",
@@ -104,8 +105,8 @@ def connect_session(endpoint: Any, proto: SessionProtocol) -> defer.Deferred[Any
 
 def start_account_session(reactor: Any, account: Account, session: Generator[Any, Any, Any],
                           *, body: BodySource | None = None, trace: Trace | None = None,
-                          tls: Any = None, password: Callable[[], Any] | None = None
-                          ) -> defer.Deferred[Any]:
+                          tls: Any = None, password: Callable[[], Any] | None = None,
+                          connected: Connected | None = None) -> defer.Deferred[Any]:
     """Connect for ``account`` on ``reactor`` and run ``session``.
 
     ``tls`` is the account's :class:`~msmtp_twisted.tls.account.AccountTLS`
@@ -113,6 +114,8 @@ def start_account_session(reactor: Any, account: Account, session: Generator[Any
     ``password()`` is asked when AUTH needs a password the account lacks (default:
     key ring, netrc, terminal, blocking as msmtp does; a program with a running
     reactor passes :func:`~msmtp_twisted.sending.credentials.password_in_thread`).
+    ``connected``: the account's TCP connection, made already
+    (:func:`msmtp_twisted.net.probe.connect_first`), used instead of a new one.
     """
     from msmtp_twisted.sending.credentials import password_source
     from msmtp_twisted.sending.endpoint import endpoint_for
@@ -121,7 +124,8 @@ def start_account_session(reactor: Any, account: Account, session: Generator[Any
         session, clock=reactor, timeout=account.timeout or None, body=body, trace=trace,
         tls=tls, password=password if password is not None else password_source(account),
     )
-    return connect_session(endpoint_for(reactor, account, tls=tls), proto)
+    options = {} if connected is None else {"connected": connected}
+    return connect_session(endpoint_for(reactor, account, tls=tls, **options), proto)
 
 
 def fail_after_connecting(reactor: Any, account: Account,

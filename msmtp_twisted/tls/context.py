@@ -12,7 +12,6 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from OpenSSL import SSL
-from twisted.python.failure import Failure
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.errors import Cause, TLSFailure
@@ -64,6 +63,10 @@ class TLSContext:
         except BaseException:  # never let an exception escape into OpenSSL
             tls_protocol: Any = conn.get_app_data()
             if tls_protocol is not None:
+                # imported here: building a context (msmtpq's first attempt, before
+                # the reactor) loads no Twisted
+                from twisted.python.failure import Failure
+
                 tls_protocol.failVerification(Failure())
 
 
