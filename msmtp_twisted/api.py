@@ -52,7 +52,7 @@ from msmtp_twisted.protocol.pool import Sender
 from msmtp_twisted.smtp.client import Delivered
 
 __all__ = ["DEFAULT_TIMEOUT", "AccountNotFound", "Connection", "Delivered", "Sender",
-           "connect", "load_account", "send_mail"]
+           "account_from_config", "connect", "load_account", "send_mail"]
 
 
 def load_account(name: str = "default", *, config_file: str | None = None) -> Account:
@@ -64,6 +64,45 @@ def load_account(name: str = "default", *, config_file: str | None = None) -> Ac
     """
     loaded = load_accounts(config_file)
     found = loaded.find(name)
+    if found is None:
+        raise AccountNotFound(f"account {name} not found")
+    account = found.copy()
+    complete_account(account, sendmail=True, pretend=True)
+    return account
+
+
+def account_from_config(text: str, name: str = "default") -> Account:
+    """Account ``name`` from msmtprc text written in code, completed as
+    :func:`load_account` completes it.
+
+    The commands, their spellings and values, and the error messages are those
+    of a configuration file (the text is parsed by the same parser), so an
+    account built here cannot differ from one in ``~/.msmtprc``::
+
+        account = account_from_config('''
+            host mail.example.com
+            port 587
+            tls on
+            tls_trust_file system
+            auth on
+            user me
+            passwordeval pass show mail
+            from me@example.com
+        ''')
+
+    Commands before any ``account`` line form the account ``default``; with
+    ``defaults`` and ``account`` lines the text may hold several accounts and
+    ``name`` chooses one.  ``eval`` is refused (it would run a command while
+    parsing); ``passwordeval`` runs here, as in :func:`load_account`.  Raises
+    :class:`~msmtp_twisted.config.parser.ConfigError` (with the line number),
+    :class:`AccountNotFound` or :class:`~msmtp_twisted.config.select.SelectError`.
+    Building :class:`~msmtp_twisted.config.account.Account` directly takes the
+    settings as typed values and field names instead (``auth_mech``, ``username``).
+    """
+    from msmtp_twisted.config.parser import parse_config
+
+    parsed = parse_config(text.encode("utf-8", "surrogateescape"), "<config text>")
+    found = parsed.find(name)
     if found is None:
         raise AccountNotFound(f"account {name} not found")
     account = found.copy()
