@@ -29,6 +29,14 @@ from twisted.internet.tcp import Connection
 __all__ = ["write_now"]
 
 
+def _input_waiting(fd: int) -> bool:
+    # poll, not select: a long-running program may hold descriptors beyond
+    # select's FD_SETSIZE (1024)
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 def write_now(transport: Any, data: bytes) -> None:
     """Write ``data`` to a transport's raw byte stream, at once if it can.
 
@@ -46,7 +54,7 @@ def write_now(transport: Any, data: bytes) -> None:
             and transport.producer is None
             and not getattr(transport, "_tempDataLen", 1)
             and len(transport.dataBuffer) == transport.offset
-            and not select.select((transport.fileno(),), (), (), 0)[0]):
+            and not _input_waiting(transport.fileno())):
         sent = transport.writeSomeData(data)
         # an int is what the kernel took; anything else is an error, which the
         # ordinary write below meets again and reports as Twisted always does

@@ -11,9 +11,14 @@ import textwrap
 from tests.conftest import ROOT, ours_env
 
 SCRIPT = r"""
-import hashlib, json, socket
+import hashlib, json, os, resource, socket
 from twisted.internet import defer, protocol, task, endpoints
 from msmtp_twisted.net.sendnow import write_now
+
+# a long-running program's descriptors: ours must work beyond select's 1024
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+FILLERS = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]
 
 def main(reactor):
     listener = socket.create_server(("127.0.0.1", 0))
@@ -32,6 +37,7 @@ def main(reactor):
                 out["now"] = peer.recv(10).decode()
             except socket.timeout:
                 out["now"] = ""
+            out["high_fd"] = self.transport.fileno() > 1024
             self.transport.write(b"-queued")       # Twisted's ordinary write
             write_now(self.transport, b"-after")   # must not overtake it
             try:
@@ -75,7 +81,7 @@ def test_write_now_sends_at_once_and_keeps_order(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     # "-after" is held behind the queued write, so nothing more arrives yet
-    assert out == {"now": "now", "overtook": "", "rest_in_order": True}
+    assert out == {"now": "now", "overtook": "", "rest_in_order": True, "high_fd": True}
 
 
 READABLE = r"""
