@@ -265,9 +265,11 @@ def test_hostile_server(run_both, hostile_server, mode, options, rc, first):
                     input=BIG if big else MAIL, timeout=2)
     assert pair.real.first == (rc, first), pair.real  # as MSMTP_OBSERVED.md says
     pair.assert_same()
-    assert pair.ours.seconds < 5  # `timeout 2` bounds every wait
+    # `timeout 2` bounds every wait (the margin is for start-up on a loaded
+    # machine: 4.6 s was seen beside three test runs)
+    assert pair.ours.seconds < 6
     if first == TIMED_OUT:
-        assert 1.9 < pair.ours.seconds < 4, pair.ours
+        assert 1.9 < pair.ours.seconds < 6, pair.ours
     if rc == 0:
         assert len(pair.ours.data) == 1
 

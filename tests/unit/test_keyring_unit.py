@@ -127,7 +127,9 @@ def test_first_call_without_bus_in_a_fresh_process_is_quick(tmp_path: Path) -> N
                                            "DBUS_SESSION_BUS_ADDRESS":
                                            f"unix:path={tmp_path}/none"})
     assert proc.returncode == 0, proc.stderr
-    assert float(proc.stdout) < 1.0
+    # a missing bus must not cost D-Bus's 25 s timeout; 1 s was exceeded once on
+    # a machine loaded by three test runs, hence the margin
+    assert float(proc.stdout) < 2.5
 
 
 class SilentListener:
