@@ -31,7 +31,7 @@ them all.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
@@ -115,7 +115,7 @@ def send_mail(
     account: Account,
     envelope_from: str | None,
     recipients: Sequence[str],
-    message: bytes,
+    message: bytes | BinaryIO,
     *,
     notify: str | None = None,
     ret: str | None = None,
@@ -123,8 +123,9 @@ def send_mail(
     partial_recipients: bool = False,
     timeout: float | None = None,
 ) -> defer.Deferred[Delivered]:
-    """Send ``message`` (a complete mail, LF or CRLF line ends) to ``recipients`` on a
-    connection of its own: connect, send, QUIT.
+    """Send ``message`` (a complete mail, LF or CRLF line ends; bytes, or a seekable
+    binary file, streamed: see :class:`~msmtp_twisted.protocol.connection.PreparedMail`)
+    to ``recipients`` on a connection of its own: connect, send, QUIT.
 
     ``envelope_from`` None means the account's ``from``.  TLS (STARTTLS or
     implicit) is used as the account says, with msmtp's verification rules; the
@@ -143,7 +144,7 @@ def send_mail(
     try:
         mail = PreparedMail(account, envelope_from, recipients, message, notify=notify,
                             ret=ret, envid=envid, partial_recipients=partial_recipients)
-    except (ValueError, TypeError, MsmtpError) as e:
+    except (ValueError, TypeError, OSError, MsmtpError) as e:
         return defer.fail(e)
     deadline = reactor.seconds() + timeout if timeout is not None else None
     state: dict[str, Any] = {}

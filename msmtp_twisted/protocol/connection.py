@@ -46,7 +46,7 @@ from __future__ import annotations
 import io
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from twisted.internet import defer
 from twisted.internet.base import DelayedCall
@@ -101,18 +101,29 @@ def io_timeout(account: Account, timeout: float | None = None) -> float:
 
 class PreparedMail:
     """One mail, prepared as ``msmtp`` prepares it (headers read and the added ones
-    generated once), whose body can be produced again for another attempt."""
+    generated once), whose body can be produced again for another attempt.
+
+    ``message`` is the whole mail as bytes, or a binary file open for reading
+    and seekable (a big mail is then streamed from it, never held in memory, and
+    read again from where it stood for another attempt; the caller keeps it open
+    until the send's Deferred has fired, and closes it).
+    """
 
     def __init__(self, account: Account, envelope_from: str | None,
-                 recipients: Sequence[str], message: bytes, *,
+                 recipients: Sequence[str], message: bytes | BinaryIO, *,
                  notify: str | None = None, ret: str | None = None,
                  envid: str | None = None, partial_recipients: bool = False) -> None:
         if isinstance(recipients, (str, bytes)):
             raise TypeError("recipients must be a sequence of addresses, not one string")
         if not recipients:
             raise ValueError("no recipients")
+        self._file: BinaryIO | None = None
         if not isinstance(message, bytes):
-            raise TypeError("message must be bytes")
+            if not (callable(getattr(message, "read", None))
+                    and callable(getattr(message, "seekable", None)) and message.seekable()):
+                raise TypeError("message must be bytes or a seekable binary file")
+            self._file, self._start = message, message.tell()
+            message = b""
         if notify is None:
             notify = account.dsn_notify
         if ret is None:
@@ -123,9 +134,13 @@ class PreparedMail:
         self.message = message
         self.job = MailJob(sender, tuple(recipients), notify=notify, ret=ret, envid=envid,
                            partial_recipients=partial_recipients)
-        self._first: tuple[Any, io.BytesIO] | None = None
+        self._first: tuple[Any, BinaryIO] | None = None
         self._encoded: _Encoded | None = None
-        if len(message) <= SMALL_MAIL:
+        if self._file is not None:
+            headers = read_headers(self._file, want_recipients=False)
+            self._prepend, self._policy = build_body_parts(account, headers, recipients, sender)
+            self._first = (headers, self._file)
+        elif len(message) <= SMALL_MAIL:
             # encoded once, here, as MailBody would (the same three parts): each
             # attempt sends the same bytes
             facts = quick_scan(message)
@@ -151,7 +166,7 @@ class PreparedMail:
             self._prepend, self._policy = build_body_parts(account, headers, recipients, sender)
             self._first = (headers, stream)
 
-    def body(self) -> MailBody | _Encoded:
+    def body(self) -> MailBody | _Encoded | _Unreadable:
         """The encoded mail, as a pull source (a fresh one for each attempt)."""
         from msmtp_twisted.sending.mail import MailBody, read_headers
 
@@ -160,6 +175,14 @@ class PreparedMail:
         if self._first is not None:
             headers, stream = self._first
             self._first = None
+        elif self._file is not None:
+            try:
+                self._file.seek(self._start)
+                stream = self._file
+                headers = read_headers(stream, want_recipients=False)
+            except (OSError, ValueError) as e:
+                # the session reports it as msmtp reports an unreadable mail
+                return _Unreadable(e)
         else:
             stream = io.BytesIO(self.message)
             headers = read_headers(stream, want_recipients=False)
@@ -170,6 +193,18 @@ def observe_mail(d: defer.Deferred[Any], account: Account, mail: PreparedMail) -
     """The ``delivered``/``failed`` log events for the send whose result ``d`` is
     (:func:`~msmtp_twisted.sending.events.observe_delivery` reads only the envelope)."""
     observe_delivery(d, account, cast(Any, mail.job))
+
+
+class _Unreadable:
+    """The body of a mail whose file could not be read again."""
+
+    mailsize = 0
+
+    def __init__(self, error: Exception) -> None:
+        self._error = error
+
+    def next_chunk(self) -> bytes | None:
+        raise OSError(str(self._error))
 
 
 class _Encoded:
@@ -189,7 +224,7 @@ class _Job:
     """One call waiting for or running on the connection."""
 
     def __init__(self, conn: Connection, request: Any,
-                 body: Callable[[], MailBody | _Encoded] | None) -> None:
+                 body: Callable[[], MailBody | _Encoded | _Unreadable] | None) -> None:
         self.request = request
         self.body = body
         self.deferred: defer.Deferred[Any] = defer.Deferred(lambda d: conn._cancel(self))
@@ -254,11 +289,13 @@ class Connection:
         return (self.reusable and self._current is None and not self._queue
                 and self._proto is not None and self._proto.idle)
 
-    def send(self, envelope_from: str | None, recipients: Sequence[str], message: bytes, *,
+    def send(self, envelope_from: str | None, recipients: Sequence[str],
+             message: bytes | BinaryIO, *,
              notify: str | None = None, ret: str | None = None, envid: str | None = None,
              partial_recipients: bool = False, timeout: float | None = None
              ) -> defer.Deferred[Delivered]:
-        """Send ``message`` (a whole mail, LF or CRLF line ends) to ``recipients``.
+        """Send ``message`` (a whole mail, LF or CRLF line ends; bytes, or a seekable
+        binary file streamed as :class:`PreparedMail` says) to ``recipients``.
 
         ``envelope_from`` None: the account's ``from``.  ``notify``/``ret`` (DSN;
         default: the account's ``dsn_notify``/``dsn_return``) and ``envid``: see
@@ -271,7 +308,7 @@ class Connection:
             mail = PreparedMail(self._account, envelope_from, recipients, message,
                                 notify=notify, ret=ret, envid=envid,
                                 partial_recipients=partial_recipients)
-        except (ValueError, TypeError, MsmtpError) as e:
+        except (ValueError, TypeError, OSError, MsmtpError) as e:
             return defer.fail(e)
         return self.send_prepared(mail, timeout=timeout)
 

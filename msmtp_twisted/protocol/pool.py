@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 from twisted.internet import defer
 from twisted.internet.base import DelayedCall
@@ -100,7 +100,8 @@ class Sender:
         #: connections opened so far (for tests and statistics)
         self.connections_opened = 0
 
-    def send(self, envelope_from: str | None, recipients: Sequence[str], message: bytes, *,
+    def send(self, envelope_from: str | None, recipients: Sequence[str],
+             message: bytes | BinaryIO, *,
              notify: str | None = None, ret: str | None = None, envid: str | None = None,
              partial_recipients: bool = False, timeout: float | None = None
              ) -> defer.Deferred[Delivered]:
@@ -113,7 +114,7 @@ class Sender:
             mail = PreparedMail(self._account, envelope_from, recipients, message,
                                 notify=notify, ret=ret, envid=envid,
                                 partial_recipients=partial_recipients)
-        except (ValueError, TypeError, MsmtpError) as e:
+        except (ValueError, TypeError, OSError, MsmtpError) as e:
             return defer.fail(e)
         return self.send_prepared(mail, timeout=timeout)
 
