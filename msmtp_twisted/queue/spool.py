@@ -111,9 +111,18 @@ class Incoming:
         self.spool = spool
         self.id = new_id()
         self.path = os.path.join(spool.tmp, self.id + ".eml")
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                          | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        # created and flock()ed under the queue's shared lock: a clean-up
+        # (exclusive) that saw the file between open() and flock() would take
+        # it for a crashed run's temporary and remove it under our feet
+        with spool._shared():
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                              | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(self.fd)
+                _unlink(self.path)
+                raise
         self.size = 0
         self.done = False
 
