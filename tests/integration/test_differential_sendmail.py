@@ -91,6 +91,49 @@ CASES = [
          files={"aliases": "default: fallback@x.org\n"}),
     Case("big-mail", ["a@x.org"],
          b"Subject: big\n\n" + (b"0123456789" * 7 + b"\n") * 15000),
+    # odd envelopes, addresses and header blocks (2026-12-04)
+    Case("t-undisclosed", ["-t"], b"To: undisclosed-recipients:;\nSubject: s\n\nb\n"),
+    Case("t-no-recipients", ["-t"], b"Subject: s\n\nb\n"),
+    Case("t-empty-to", ["-t"], b"To:\nCc: c@x.org\n\nb\n"),
+    Case("t-two-to", ["-t"], b"To: a@x.org\nTo: b@x.org\n\nb\n"),
+    Case("t-two-resent-blocks", ["-t"],
+         b"Resent-To: r1@x.org\nResent-Date: x\nResent-To: r2@x.org\nTo: o@x.org\n\nb\n"),
+    Case("f-angle", ["-f", "<a@x.org>", "b@x.org"]),
+    Case("f-name", ["-f", "Joe <a@x.org>", "b@x.org"]),
+    Case("r-angle", ["<b@x.org>"]),
+    Case("r-comment", ["b@x.org (Bob)"]),
+    Case("r-quoted-local", ['"a b"@x.org']),
+    Case("r-trailing-comma", ["b@x.org,"]),
+    Case("r-empty-arg", ["", "b@x.org"]),
+    Case("F-specials", ["-F", "Doe, John \"JD\"", "b@x.org"], b"Subject: s\n\nb\n"),
+    Case("oi-odi-bm", ["-oi", "-odi", "-bm", "b@x.org"]),
+    Case("N-never", ["-N", "never", "b@x.org"]),
+    Case("N-bad", ["-N", "sometimes", "b@x.org"]),
+    Case("first-line-continuation", ["b@x.org"], b" cont\nSubject: s\n\nb\n"),
+    Case("no-blank-line", ["b@x.org"], b"Subject: s\nX: y\n"),
+    Case("header-no-colon", ["b@x.org"], b"Subject: s\nnot a header\nX: y\n\nb\n"),
+    Case("empty-bcc", ["-t"], b"To: a@x.org\nBcc:\n\nb\n"),
+    Case("from-header-only-name", ["b@x.org"], b"From: Joe\n\nb\n"),
+    Case("crlf-mixed", ["b@x.org"], b"Subject: s\r\n\nb\r\r\nc\n"),
+    Case("nul-bytes", ["b@x.org"], b"Subject: s\n\na\x00b\n"),
+    Case("ctrl-z", ["b@x.org"], b"Subject: s\n\na\x1ab\n"),
+    Case("domain-ehlo-utf8", ["b@x.org"], SIMPLE, {"domain": "exämple.org"}),
+    Case("maildomain-from", ["b@x.org"], b"Subject: s\n\nb\n",
+         {"from_": "%U@%H", "maildomain": "m.example"}, env={"USER": "u1"}),
+    Case("read-envelope-from-nofrom", ["--read-envelope-from", "b@x.org"], b"Subject: s\n\nb\n"),
+    Case("read-envelope-from-group", ["--read-envelope-from", "b@x.org"],
+         b"From: a@x.org, c@x.org\n\nb\n"),
+    Case("t-resent-and-args", ["-t", "z@x.org"], b"Resent-To: r@x.org\nTo: o@x.org\n\nb\n"),
+    Case("t-bcc-only", ["-t"], b"Bcc: a@x.org\nSubject: s\n\nb\n"),
+    Case("t-cc-group-empty", ["-t"], b"Cc: list:;\nTo: a@x.org\n\nb\n"),
+    Case("t-to-with-route", ["-t"], b"To: <@route:a@x.org>\n\nb\n"),
+    Case("t-to-with-brackets-in-quotes", ["-t"], b"To: \"<x@y>\" <a@x.org>\n\nb\n"),
+    Case("t-to-unterminated-quote", ["-t"], b"To: \"abc <a@x.org>\n\nb\n"),
+    Case("t-to-unterminated-angle", ["-t"], b"To: <a@x.org\n\nb\n"),
+    Case("t-to-nested-comment", ["-t"], b"To: a@x.org (x (y) z), b@x.org\n\nb\n"),
+    Case("undisclosed-t", ["-t"], b"To: a@x.org\n\nb\n", {"undisclosed_recipients": True}),
+    Case("date-present-msgid-missing", ["b@x.org"], b"Date: x\n\nb\n"),
+    Case("set-date-off-msgid-on", ["b@x.org"], b"Subject: s\n\nb\n", {"set_date_header": "off"}),
 ]
 
 _MASK = re.compile(rb"^(Date|Message-ID): [^\r\n]*", re.MULTILINE | re.IGNORECASE)
@@ -154,6 +197,28 @@ def test_resent_bcc_is_not_leaked(server_factory, run_real_msmtp, msmtp_runner,
     assert "RCPT TO:<hidden@x.org>" in ours_cmds
     assert b"Resent-Bcc" in real_data[0]
     assert ours_data[0] == real_data[0].replace(b"Resent-Bcc: hidden@x.org\r\n", b"")
+
+
+def test_full_name_outside_ascii_is_encoded(server_factory, run_real_msmtp, msmtp_runner,
+                                            tmp_path: Path) -> None:
+    """-F with a name outside printable ASCII: 1.8.23 writes the raw bytes into
+    the From header it adds; we write one RFC 2047 word, as newer msmtp does
+    (docs/differences.md).  Everything else is the same."""
+    from tests.servers.recording import RecordingServer
+
+    case = Case("full-name-utf8", ["-F", "J\u00f6rg M\u00fcller", "a@x.org"],
+                b"Subject: s\n\nbody\n")
+    real_server = server_factory(RecordingServer)
+    ours_server = server_factory(RecordingServer)
+    real, real_cmds, real_data = _run(case, msmtp_runner(["/usr/bin/msmtp"]), real_server,
+                                      tmp_path)
+    ours, ours_cmds, ours_data = _run(case, msmtp_runner(ours_command(), env=ours_env({})),
+                                      ours_server, tmp_path)
+    assert ours.returncode == real.returncode == 0
+    assert ours_cmds == real_cmds
+    raw = "J\u00f6rg M\u00fcller".encode()
+    assert raw in real_data[0]
+    assert ours_data[0] == real_data[0].replace(raw, b"=?utf-8?B?SsO2cmcgTcO8bGxlcg==?=")
 
 
 def _normalized_trace(text: str) -> str:
