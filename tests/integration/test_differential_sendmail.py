@@ -177,23 +177,27 @@ def test_enough_cases() -> None:
     assert len(CASES) >= 30
 
 
+def _both(case: Case, server_factory, msmtp_runner, tmp_path: Path):
+    """(real, ours), each (result, commands, data), for a deliberate difference."""
+    from tests.servers.recording import RecordingServer
+
+    real = _run(case, msmtp_runner(["/usr/bin/msmtp"]), server_factory(RecordingServer),
+                tmp_path)
+    ours = _run(case, msmtp_runner(ours_command(), env=ours_env({})),
+                server_factory(RecordingServer), tmp_path)
+    assert ours[0].returncode == real[0].returncode == 0
+    assert ours[1] == real[1]  # the same envelope and commands
+    return real, ours
+
+
 def test_resent_bcc_is_not_leaked(server_factory, run_real_msmtp, msmtp_runner,
                                   tmp_path: Path) -> None:
     """1.8.23 sends Resent-Bcc to every recipient; we remove it like Bcc
     (docs/differences.md), and the envelope is the same."""
-    from tests.servers.recording import RecordingServer
-
     mail = (b"Resent-From: r@x.org\nResent-To: new@x.org\nResent-Bcc: hidden@x.org\n"
             b"From: s@x.org\nTo: old@x.org\nSubject: fwd\n\nbody\n")
-    case = Case("resent-bcc", ["-t"], mail)
-    real_server = server_factory(RecordingServer)
-    ours_server = server_factory(RecordingServer)
-    real, real_cmds, real_data = _run(case, msmtp_runner(["/usr/bin/msmtp"]), real_server,
-                                      tmp_path)
-    ours, ours_cmds, ours_data = _run(case, msmtp_runner(ours_command(), env=ours_env({})),
-                                      ours_server, tmp_path)
-    assert ours.returncode == real.returncode == 0
-    assert ours_cmds == real_cmds
+    (_, _, real_data), (_, ours_cmds, ours_data) = _both(
+        Case("resent-bcc", ["-t"], mail), server_factory, msmtp_runner, tmp_path)
     assert "RCPT TO:<hidden@x.org>" in ours_cmds
     assert b"Resent-Bcc" in real_data[0]
     assert ours_data[0] == real_data[0].replace(b"Resent-Bcc: hidden@x.org\r\n", b"")
@@ -204,21 +208,13 @@ def test_full_name_outside_ascii_is_encoded(server_factory, run_real_msmtp, msmt
     """-F with a name outside printable ASCII: 1.8.23 writes the raw bytes into
     the From header it adds; we write one RFC 2047 word, as newer msmtp does
     (docs/differences.md).  Everything else is the same."""
-    from tests.servers.recording import RecordingServer
-
-    case = Case("full-name-utf8", ["-F", "J\u00f6rg M\u00fcller", "a@x.org"],
-                b"Subject: s\n\nbody\n")
-    real_server = server_factory(RecordingServer)
-    ours_server = server_factory(RecordingServer)
-    real, real_cmds, real_data = _run(case, msmtp_runner(["/usr/bin/msmtp"]), real_server,
-                                      tmp_path)
-    ours, ours_cmds, ours_data = _run(case, msmtp_runner(ours_command(), env=ours_env({})),
-                                      ours_server, tmp_path)
-    assert ours.returncode == real.returncode == 0
-    assert ours_cmds == real_cmds
-    raw = "J\u00f6rg M\u00fcller".encode()
-    assert raw in real_data[0]
-    assert ours_data[0] == real_data[0].replace(raw, b"=?utf-8?B?SsO2cmcgTcO8bGxlcg==?=")
+    name = "J\u00f6rg M\u00fcller"
+    (_, _, real_data), (_, _, ours_data) = _both(
+        Case("full-name-utf8", ["-F", name, "a@x.org"], b"Subject: s\n\nbody\n"),
+        server_factory, msmtp_runner, tmp_path)
+    assert name.encode() in real_data[0]
+    assert ours_data[0] == real_data[0].replace(name.encode(),
+                                                b"=?utf-8?B?SsO2cmcgTcO8bGxlcg==?=")
 
 
 def _normalized_trace(text: str) -> str:
