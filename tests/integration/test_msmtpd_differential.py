@@ -101,6 +101,27 @@ SESSIONS: dict[str, list[bytes]] = {
     "exit 69": [*lines("EHLO x", "MAIL FROM:<a@b>", "RCPT TO:<exit-69@x>", "DATA"),
                 b"x\r\n.\r\n"],
 }
+# commands msmtpd 1.8.23 refuses, each answered the same way by ours (2026-12-04)
+SESSIONS.update({
+    "helo without name": lines("HELO"),
+    "expn": lines("EHLO x", "EXPN a"),
+    "etrn": lines("EHLO x", "ETRN a"),
+    "starttls": lines("EHLO x", "STARTTLS"),
+    "auth without --auth": lines("EHLO x", "AUTH PLAIN AGJvYgBz"),
+    "bdat": lines("EHLO x", "MAIL FROM:<a@b>", "RCPT TO:<c@d>", "BDAT 3 LAST"),
+    "blanks in brackets": lines("EHLO x", "MAIL FROM:< a@b >"),
+    "blank, no brackets": lines("EHLO x", "MAIL FROM: a@b"),
+    "source route": lines("EHLO x", "MAIL FROM:<@r:a@b>"),
+    "recipient source route": lines("EHLO x", "MAIL FROM:<a@b>", "RCPT TO:<@r:c@d>"),
+    "no closing bracket": lines("EHLO x", "MAIL FROM:<a@b"),
+    "two blanks after MAIL": lines("EHLO x", "MAIL  FROM:<a@b>"),
+    "blank before colon": lines("EHLO x", "MAIL FROM :<a@b>"),
+    "8-bit helo": lines("EHLO \xe4x"),
+    "tab after EHLO": lines("EHLO\tx"),
+    "MAIL FROM: and nothing": lines("EHLO x", "MAIL FROM:"),
+    "RCPT TO: and nothing": lines("EHLO x", "MAIL FROM:<a@b>", "RCPT TO:"),
+    "quoted local part": lines("EHLO x", 'MAIL FROM:<"a b"@c>'),
+})
 for i, bad in enumerate([";rm -rf /", "$(id)", "--option", "-a@b", "a b", "a\"b", "\xe4@b",
                          "a@b>", "`id`", "a|b", "a&b", "a'b", "a\\b", "a%b"]):
     SESSIONS[f"invalid address {i}"] = lines("EHLO x", f"MAIL FROM:<{bad}>")
