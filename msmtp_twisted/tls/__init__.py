@@ -66,8 +66,9 @@ is loaded (with pyOpenSSL, where it needs it) when first used.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from msmtp_twisted.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from msmtp_twisted.tls.account import AccountTLS
@@ -117,14 +118,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    # Lazily, so that the pure modules (options, priorities, text) stay free of
-    # pyOpenSSL when imported on their own.
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, __all__)
