@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from msmtp_twisted import sysexits
@@ -12,7 +12,7 @@ from msmtp_twisted.queue import journal
 from msmtp_twisted.queue.entry import valid_id
 from msmtp_twisted.queue.flush import FlushReport, flush
 from msmtp_twisted.queue.schedule import Schedule
-from msmtp_twisted.queue.spool import Spool
+from msmtp_twisted.queue.spool import Claim, Spool
 
 __all__ = ["drop", "drop_all", "list_queue", "retry", "run"]
 
@@ -67,22 +67,35 @@ def _held(spool: Spool, entry_id: str, err: Say) -> int:
     return sysexits.EX_NOINPUT
 
 
+class _Claims:
+    """The claims of the entries ``ids``, one at a time, for -p and --retry;
+    ``code`` ends as the exit code (the last failure's, else EX_OK)."""
+
+    def __init__(self, spool: Spool, ids: list[str], err: Say) -> None:
+        self.spool, self.ids, self.err = spool, ids, err
+        self.code = sysexits.EX_OK
+
+    def __iter__(self) -> Iterator[Claim]:
+        for entry_id in self.ids:
+            if not valid_id(entry_id):
+                self.err(f"invalid mail id {entry_id!r}")
+                self.code = sysexits.EX_USAGE
+                continue
+            claim = self.spool.claim(entry_id)
+            if claim is None:
+                self.code = _held(self.spool, entry_id, self.err)
+                continue
+            yield claim
+
+
 def drop(spool: Spool, ids: list[str], out: Say, err: Say, log: str | None) -> int:
-    code = sysexits.EX_OK
-    for entry_id in ids:
-        if not valid_id(entry_id):
-            err(f"invalid mail id {entry_id!r}")
-            code = sysexits.EX_USAGE
-            continue
-        claim = spool.claim(entry_id)
-        if claim is None:
-            code = _held(spool, entry_id, err)
-            continue
+    claims = _Claims(spool, ids, err)
+    for claim in claims:
         entry = claim.entry
         spool.remove(claim)
-        out(f"{entry_id}: dropped")
+        out(f"{entry.id}: dropped")
         journal.write(log, journal.format_line("dropped", entry), err)
-    return code
+    return claims.code
 
 
 def drop_all(spool: Spool, out: Say, err: Say, log: str | None, *, yes: bool,
@@ -105,24 +118,16 @@ def drop_all(spool: Spool, out: Say, err: Say, log: str | None, *, yes: bool,
 
 
 def retry(spool: Spool, ids: list[str], out: Say, err: Say, log: str | None) -> int:
-    code = sysexits.EX_OK
-    for entry_id in ids:
-        if not valid_id(entry_id):
-            err(f"invalid mail id {entry_id!r}")
-            code = sysexits.EX_USAGE
-            continue
-        claim = spool.claim(entry_id)
-        if claim is None:
-            code = _held(spool, entry_id, err)
-            continue
+    claims = _Claims(spool, ids, err)
+    for claim in claims:
         try:
             claim.entry.next_attempt = time.time()
             spool.update(claim)
         finally:
             claim.release()
-        out(f"{entry_id}: due now")
+        out(f"{claim.entry.id}: due now")
         journal.write(log, journal.format_line("retry", claim.entry), err)
-    return code
+    return claims.code
 
 
 def run(spool: Spool, out: Say, log: str | None, *, schedule: Schedule,
