@@ -257,7 +257,7 @@ OPTIONS: tuple[Option, ...] = (
            attr="command_timeout", arg="S",
            description=(
                "Seconds the pipe command may run (default 300); then its process group "
-               "gets TERM, 5 s later KILL, and the client 554 Pipe command timed out.")),
+               "gets TERM, 5 s later KILL, and the client 451 Pipe command timed out.")),
     Option("shutdown-timeout", SECONDS, 30.0,
            "seconds for mails being piped at SIGTERM/SIGINT",
            attr="shutdown_timeout", arg="S",

@@ -273,11 +273,13 @@ def delivery_reply(exit_code: int | None, signal: int | None = None,
     EX_TEMPFAIL → ``451 Pipe command reported error N``; any other code →
     ``554 Pipe command reported error N``.  A command killed by a signal shows
     as 128+N, as the shell msmtpd runs the command with reports it.  A command
-    that ran too long (ours only: msmtpd waits forever) → ``554 Pipe command
-    timed out``.  A command stopped because the server is shutting down (ours
-    only) → ``451 Pipe command stopped at server shutdown, try again later``."""
+    that ran too long (ours only: msmtpd waits forever) → ``451 Pipe command
+    timed out``: temporary, because whether the mail got through is not known
+    and a client that tries again loses nothing (a bounce would, if it had not).
+    A command stopped because the server is shutting down (ours only) →
+    ``451 Pipe command stopped at server shutdown, try again later``."""
     if timed_out:
-        return ServerReply(554, ("Pipe command timed out",))
+        return ServerReply(451, ("Pipe command timed out",))
     if interrupted:
         return ServerReply(451, ("Pipe command stopped at server shutdown, try again later",))
     if signal is not None:

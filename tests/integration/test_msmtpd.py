@@ -280,7 +280,7 @@ def test_command_timeout_and_missing_command(msmtpd: Any, recorder: Recorder) ->
     start = time.monotonic()
     got = converse(d.port, [b"HELO x\r\n", b"MAIL FROM:<a@b>\r\n", b"RCPT TO:<sleep-30@x>\r\n",
                             b"DATA\r\n", b"x\r\n.\r\n"])
-    assert got[-1] == b"554 Pipe command timed out\r\n"
+    assert got[-1] == b"451 Pipe command timed out\r\n"
     assert time.monotonic() - start < 10
     time.sleep(0.2)
     assert d.children() == []

@@ -167,11 +167,11 @@ def test_timeout_log_lines(msmtpd: Any, recorder: Recorder, tmp_path: Path) -> N
                         "--command-timeout=1"])
     got = converse(d.port, [b"HELO x\r\n", b"MAIL FROM:<a@b>\r\n", b"RCPT TO:<sleep-30@x>\r\n",
                             b"DATA\r\n", b"x\r\n.\r\n"])
-    assert got[-1] == b"554 Pipe command timed out\r\n"
+    assert got[-1] == b"451 Pipe command timed out\r\n"
     d.stop()
     messages = log_messages(log)
     assert "pipe command timed out" in messages, messages
-    assert "mail from=a@b recipients=sleep-30@x size=2 reply=554 Pipe command timed out" \
+    assert "mail from=a@b recipients=sleep-30@x size=2 reply=451 Pipe command timed out" \
         in messages
 
 

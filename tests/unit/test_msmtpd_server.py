@@ -443,7 +443,7 @@ def test_received_header_layout() -> None:
 def test_delivery_reply_mapping(status: tuple[int | None, int | None], reply: str) -> None:
     r = delivery_reply(*status)
     assert f"{r.code} {r.text}" == reply
-    assert delivery_reply(None, timed_out=True).code == 554
+    assert delivery_reply(None, timed_out=True).code == 451
 
 
 def msmtpd_smtp_pipe(data: bytes) -> tuple[bytes, bytes] | None:
