@@ -237,6 +237,9 @@ def run(argv: Sequence[str], out: Output, stdin: BinaryIO, env: dict) -> int:
 
 def console_main() -> None:
     """Entry point of the ``msmtp`` console script."""
+    from msmtp_twisted.stdio import ensure_standard_streams
+
+    ensure_standard_streams()
     try:
         code = main(sys.argv)
     except KeyboardInterrupt:

@@ -199,6 +199,9 @@ def _run_daemon(prog: str, settings: MsmtpdSettings, config: Any) -> int:
 
 def console_main() -> None:
     """Entry point of the ``msmtpd`` console script."""
+    from msmtp_twisted.stdio import ensure_standard_streams
+
+    ensure_standard_streams()
     sys.exit(main(sys.argv))
 
 

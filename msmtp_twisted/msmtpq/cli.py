@@ -195,6 +195,9 @@ def manage_main(argv: Sequence[str], *, env: Mapping[str, str] | None = None) ->
 def _exit_with(run: Any) -> None:
     """``sys.exit(run(sys.argv))``, with an interrupt and a closed output pipe
     mapped to the exit codes ``msmtp`` uses for them."""
+    from msmtp_twisted.stdio import ensure_standard_streams
+
+    ensure_standard_streams()
     try:
         code = run(sys.argv)
     except KeyboardInterrupt:
