@@ -188,12 +188,20 @@ def parse_capabilities(reply: Reply) -> Capabilities:
 
 
 def command(text: str) -> Send:
-    """A command line; raises :class:`SMTPFailure` for one msmtp would refuse."""
+    """A command line; raises :class:`SMTPFailure` for one msmtp would refuse,
+    and for one with a line break in it (an address such as ``a@b>\\r\\nRCPT
+    TO:<c@d`` would send a second command; msmtp 1.8.23 sends it)."""
     if len(text) > MAX_COMMAND:
         raise SMTPFailure(
             sysexits.EX_DATAERR,
             f"Cannot send command because it is longer than {MAX_COMMAND} characters. "
             "Increase SMTP_MAXCMDLEN.",
+            cause=Cause.LOCAL,
+        )
+    if "\r" in text or "\n" in text:
+        raise SMTPFailure(
+            sysexits.EX_DATAERR,
+            "Cannot send command because it contains a line break (CR or LF).",
             cause=Cause.LOCAL,
         )
     return Send(text.encode("utf-8", "surrogateescape") + b"\r\n")

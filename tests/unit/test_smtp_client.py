@@ -216,6 +216,23 @@ def test_too_long_command_is_refused_before_sending() -> None:
     assert failure.message.startswith("Cannot send command because it is longer than 4094")
 
 
+@pytest.mark.parametrize("request_", [
+    req(envelope_from="a@b>\r\nRCPT TO:<evil@z"),
+    req(envelope_from="a@b>\nRCPT TO:<evil@z"),
+    req(recipients=("x@y", "x@y>\rRCPT TO:<evil@z")),
+    req(recipients=("x@y>\r\nDATA\r\nFrom: forged",)),
+], ids=["sender CRLF", "sender LF", "recipient CR", "recipient CRLF"])
+def test_line_break_in_a_command_is_refused_before_sending(request_: SendmailRequest) -> None:
+    # msmtp 1.8.23 sends it, which makes one address a second command
+    flights, failure = drive(sendmail_session(request_), ["220 hi", EHLO_PIPE, "250 ok"])
+    assert isinstance(failure, SMTPFailure)
+    assert failure.exitcode == sysexits.EX_DATAERR
+    assert failure.message == ("Cannot send command because it contains a line break "
+                               "(CR or LF).")
+    sent = [c for flight in flights for c in flight]
+    assert not any("evil" in c or "DATA" in c for c in sent)
+
+
 @pytest.mark.parametrize(
     ("reply", "exitcode", "message"),
     [
