@@ -428,18 +428,24 @@ class Spool:
                 if _abandoned(path):
                     _unlink(path)
                     done.append(f"{path}: removed a temporary file a crashed run left")
-            scan = self.scan()
-            for entry_id in scan.orphans:
-                path = os.path.join(self.path, entry_id + ".eml")
+            # names only, no metadata read: the exclusive lock holds every
+            # writer back, so this stays short however long the queue is
+            names = os.listdir(self.path)
+            present = set(names)
+            for name in names:
+                stem, _, suffix = name.rpartition(".")
+                if suffix != "eml" or not valid_id(stem) or stem + ".json" in present:
+                    continue
+                path = os.path.join(self.path, name)
                 if _abandoned(path):
                     _unlink(path)
                     done.append(f"{path}: removed a message without metadata "
                                 "(never reported as queued, or already sent)")
-            for name in os.listdir(self.path):
+            for name in names:
                 stem, _, suffix = name.rpartition(".")
                 if suffix != "json" or not valid_id(stem):
                     continue
-                if os.path.exists(os.path.join(self.path, stem + ".eml")):
+                if stem + ".eml" in present:
                     continue
                 if os.path.exists(os.path.join(self.failed, stem + ".eml")):
                     target = os.path.join(self.failed, stem + ".json")
