@@ -2,9 +2,7 @@
 
 import sys
 
-from msmtp_twisted.cli import main
-from msmtp_twisted.stdio import ensure_standard_streams
+from msmtp_twisted.cli import console_main
 
 if __name__ == "__main__":
-    ensure_standard_streams()
-    sys.exit(main(["msmtp", *sys.argv[1:]]))
+    console_main(["msmtp", *sys.argv[1:]])

@@ -235,15 +235,17 @@ def run(argv: Sequence[str], out: Output, stdin: BinaryIO, env: dict) -> int:
     return prepare(conf, recipients, out, stdin, env)
 
 
-def console_main() -> None:
-    """Entry point of the ``msmtp`` console script."""
+def console_main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``msmtp`` console script (and ``python -m msmtp_twisted``)."""
+    from msmtp_twisted import interrupt
     from msmtp_twisted.stdio import ensure_standard_streams
 
     ensure_standard_streams()
+    interrupt.install()
     try:
-        code = main(sys.argv)
-    except KeyboardInterrupt:
-        code = sysexits.EX_TEMPFAIL
+        code = main(sys.argv if argv is None else argv)
+    except KeyboardInterrupt:  # SIGINT raised by hand (signal.raise_signal) or a test
+        interrupt.die_of_sigint()
     except BrokenPipeError:
         code = sysexits.EX_IOERR
     sys.exit(code)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from msmtp_twisted.interrupt import restoring
+
 __all__ = ["lookup_password", "netrc_password", "prompt_password"]
 
 
@@ -57,16 +59,25 @@ def prompt_password(host: str, user: str, tty: str = "/dev/tty") -> str | None:
             old = termios.tcgetattr(fd)
         except termios.error:
             old = None
-        try:
-            if old is not None:
-                new = list(old)
-                new[3] &= ~termios.ECHO
-                termios.tcsetattr(fd, termios.TCSAFLUSH, new)
-            os.write(fd, f"password for {user} at {host}: ".encode("utf-8", "surrogateescape"))
-            line, newline = _tty_read_line(fd)
-        finally:
+        def restore() -> None:
             if old is not None:
                 termios.tcsetattr(fd, termios.TCSAFLUSH, old)
+
+        # a SIGINT from elsewhere kills the command line at once
+        # (msmtp_twisted.interrupt): the echo comes back first
+        with restoring(restore):
+            try:
+                if old is not None:
+                    new = list(old)
+                    # as glibc's getpass (msmtp's prompt): no echo, and Ctrl-C
+                    # is a character of the password, not an interrupt
+                    new[3] &= ~(termios.ECHO | termios.ISIG)
+                    termios.tcsetattr(fd, termios.TCSAFLUSH, new)
+                os.write(fd, f"password for {user} at {host}: "
+                         .encode("utf-8", "surrogateescape"))
+                line, newline = _tty_read_line(fd)
+            finally:
+                restore()
         if newline and old is not None:
             os.write(fd, b"\n")  # the newline the user typed was not echoed
     except (OSError, KeyboardInterrupt):

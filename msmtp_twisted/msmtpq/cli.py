@@ -193,15 +193,17 @@ def manage_main(argv: Sequence[str], *, env: Mapping[str, str] | None = None) ->
 
 
 def _exit_with(run: Any) -> None:
-    """``sys.exit(run(sys.argv))``, with an interrupt and a closed output pipe
-    mapped to the exit codes ``msmtp`` uses for them."""
+    """``sys.exit(run(sys.argv))`` as ``msmtp`` ends: an interrupt kills the
+    process with SIGINT, a closed output pipe is EX_IOERR."""
+    from msmtp_twisted import interrupt
     from msmtp_twisted.stdio import ensure_standard_streams
 
     ensure_standard_streams()
+    interrupt.install()
     try:
         code = run(sys.argv)
-    except KeyboardInterrupt:
-        code = sysexits.EX_TEMPFAIL
+    except KeyboardInterrupt:  # SIGINT raised by hand (signal.raise_signal) or a test
+        interrupt.die_of_sigint()
     except BrokenPipeError:
         code = sysexits.EX_IOERR
     sys.exit(code)
