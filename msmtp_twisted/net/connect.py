@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,7 @@ __all__ = [
     "SequentialTCPEndpoint",
     "UNIXEndpoint",
     "blocking_getaddrinfo",
+    "source_ip_errno",
 ]
 
 class _OneShotFactory(ClientFactory):
@@ -76,6 +78,24 @@ class _OneShotFactory(ClientFactory):
     def clientConnectionFailed(self, connector: Any, reason: Any) -> None:
         if not self.deferred.called:
             self.deferred.errback(reason)
+
+
+def source_ip_errno(source_ip: str, family: int) -> int | None:
+    """The errno binding ``source_ip`` to a socket of ``family`` fails with
+    before the kernel could take the address, or None when it is an address
+    of that family.  msmtp takes only a numeric address in the strict form
+    (``inet_pton``: no names, no ``1.2.3``) and binds it as it is: an IPv6
+    address on an IPv4 socket is EAFNOSUPPORT, an IPv4 address on an IPv6
+    socket EINVAL (the kernel's answers), anything else EINVAL."""
+    for kind in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(kind, source_ip)
+        except (OSError, ValueError):
+            continue
+        if kind == family:
+            return None
+        return errno.EAFNOSUPPORT if family == socket.AF_INET else errno.EINVAL
+    return errno.EINVAL
 
 
 def _errno_of(failure: BaseException) -> int:
@@ -163,7 +183,12 @@ class SequentialTCPEndpoint:
                 cause=Cause.DNS,
             ) from None
         last: BaseException | None = None
-        for _family, address in addresses:
+        for family, address in addresses:
+            if self._source_ip:
+                number = source_ip_errno(self._source_ip, family)
+                if number is not None:
+                    last = error.ConnectBindError(number, os.strerror(number))
+                    continue
             factory = _OneShotFactory(protocolFactory)
             self._reactor.connectTCP(
                 address,

@@ -59,3 +59,25 @@ def test_unbindable_source_ip_same_as_msmtp(tmp_path, real_msmtp) -> None:
     ours = _run(ours_command(), ours_env({}), rc, tmp_path)
     assert real.returncode == 71
     assert (ours.returncode, ours.stderr) == (real.returncode, real.stderr)
+
+
+@pytest.mark.parametrize("source_ip", [
+    "localhost",          # a name: msmtp takes only addresses
+    "1.2.3",              # inet_aton's short form: not for inet_pton
+    "0x7f000001",
+    "::1",                # IPv6 on the IPv4 socket: EAFNOSUPPORT (was a traceback)
+    "::ffff:127.0.0.1",
+])
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_source_ip_that_is_no_address_of_the_family(source_ip, host, tmp_path,
+                                                    real_msmtp) -> None:
+    """Nothing listens (port 9): every case ends before or at the bind, or in
+    the same refused connection, with msmtp's words and exit code."""
+    rc = tmp_path / "rc"
+    rc.write_text(f"account default\nhost {host}\nport 9\nfrom a@example.com\n"
+                  f"source_ip {source_ip}\n")
+    rc.chmod(0o600)
+    real = _run([REAL_MSMTP], {}, rc, tmp_path)
+    ours = _run(ours_command(), ours_env({}), rc, tmp_path)
+    assert (ours.returncode, ours.stderr) == (real.returncode, real.stderr)
+    assert "Traceback" not in ours.stderr
