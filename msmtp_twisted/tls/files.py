@@ -78,6 +78,8 @@ def read_file(path: str) -> bytes:
 
 
 _PEM_CRL = b"-----BEGIN X509 CRL-----"
+_PEM_PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+_PEM_CERTIFICATE_BEGIN = re.compile(rb"-----BEGIN (X509 )?CERTIFICATE-----")
 
 
 def load_client_certificate(ctx: SSL.Context, options: TLSOptions) -> None:
@@ -102,11 +104,10 @@ def load_client_certificate(ctx: SSL.Context, options: TLSOptions) -> None:
         key_data = read_file(options.key_file)
     except OSError:
         raise fail("Error while reading file.") from None
-    try:
-        with quiet_cryptography():
-            certs = x509.load_pem_x509_certificates(cert_data)
-    except ValueError:
-        raise fail("Base64 decoding error.") from None
+    # GnuTLS reads the key first, then the certificates, each with its own
+    # words for a file without the PEM block it needs and for a broken one
+    if not _PEM_PRIVATE_KEY.search(key_data):
+        raise fail("The requested data were not available.")
     password = options.key_password() if callable(options.key_password) else options.key_password
     try:
         key = serialization.load_pem_private_key(
@@ -119,13 +120,19 @@ def load_client_certificate(ctx: SSL.Context, options: TLSOptions) -> None:
                 raise fail("Decryption has failed.") from None
         else:
             raise fail("Decryption has failed.") from None
-    except ValueError as e:
+    except ValueError:
         if b"ENCRYPTED" in key_data:
             raise fail("Decryption has failed.") from None
-        raise fail("Base64 decoding error." if "PEM" in str(e) else
-                   "The requested data were not available.") from None
+        raise fail("Base64 decoding error.") from None
     except Exception:
         raise fail("Decryption has failed.") from None
+    if not _PEM_CERTIFICATE_BEGIN.search(cert_data):
+        raise fail("Base64 decoding error.")
+    try:
+        with quiet_cryptography():
+            certs = x509.load_pem_x509_certificates(cert_data)
+    except ValueError:
+        raise fail("Base64 unexpected header error.") from None
     try:
         ctx.use_certificate(certs[0])
         for extra in certs[1:]:

@@ -79,6 +79,17 @@ def pki(tmp_path_factory) -> SimpleNamespace:
     p.client_encrypted = maker.encrypted_key(p.client, "sekrit")
     p.empty = maker.directory / "empty.pem"
     p.empty.write_text("no certificates in here\n")
+    # a PEM block whose base64 is broken (a character no base64 has), and one
+    # cut off before its END line
+    cert_lines = Path(p.client.cert).read_text().splitlines(keepends=True)
+    p.broken_cert = maker.directory / "broken-cert.pem"
+    p.broken_cert.write_text("".join(cert_lines[:2] + ["#" + cert_lines[2][1:]]
+                                     + cert_lines[3:]))
+    p.cut_cert = maker.directory / "cut-cert.pem"
+    p.cut_cert.write_text("".join(cert_lines[:4]))
+    key_lines = Path(p.client.key).read_text().splitlines(keepends=True)
+    p.broken_key = maker.directory / "broken-key.pem"
+    p.broken_key.write_text("".join(key_lines[:2] + ["#" + key_lines[2][1:]] + key_lines[3:]))
     return p
 
 
@@ -311,6 +322,19 @@ CASES: dict[str, Case] = {
         "good", lambda p: trust(p, tls_cert_file=p.client.cert, tls_key_file="/nonexistent"), 66),
     "missing-cert-file": Case(
         "good", lambda p: trust(p, tls_cert_file="/nonexistent", tls_key_file=p.client.key), 66),
+    # GnuTLS reads the key first: its words for each kind of wrong file
+    "key-file-without-a-key": Case(
+        "good", lambda p: trust(p, tls_cert_file=p.client.cert, tls_key_file=p.empty), 66),
+    "key-file-holds-a-certificate": Case(
+        "good", lambda p: trust(p, tls_cert_file=p.client.key, tls_key_file=p.client.cert), 66),
+    "key-file-broken-base64": Case(
+        "good", lambda p: trust(p, tls_cert_file=p.client.cert, tls_key_file=p.broken_key), 66),
+    "cert-file-without-a-certificate": Case(
+        "good", lambda p: trust(p, tls_cert_file=p.empty, tls_key_file=p.client.key), 66),
+    "cert-file-broken-base64": Case(
+        "good", lambda p: trust(p, tls_cert_file=p.broken_cert, tls_key_file=p.client.key), 66),
+    "cert-file-cut-short": Case(
+        "good", lambda p: trust(p, tls_cert_file=p.cut_cert, tls_key_file=p.client.key), 66),
     "key-does-not-match": Case(
         "good", lambda p: trust(p, tls_cert_file=p.client.cert, tls_key_file=p.good.key), 66),
     "encrypted-key-wrong-password": Case(
