@@ -21,7 +21,7 @@ from msmtp_twisted.errors import Cause, TLSFailure
 if TYPE_CHECKING:
     from msmtp_twisted.tls.options import TLSOptions
 
-__all__ = ["load_client_certificate", "load_trust", "read_crls", "read_file",
+__all__ = ["BrokenPEM", "load_client_certificate", "load_trust", "read_crls", "read_file",
            "trust_certificates"]
 
 
@@ -43,20 +43,41 @@ _PEM_CERTIFICATE = re.compile(
     rb"-----BEGIN (?:X509 )?CERTIFICATE-----.*?-----END (?:X509 )?CERTIFICATE-----", re.DOTALL)
 
 
+_PEM_CERTIFICATE_BEGIN = re.compile(rb"-----BEGIN (?:X509 )?CERTIFICATE-----")
+
+
+class BrokenPEM(ValueError):
+    """A certificate block whose base64 is broken or that has no END line: GnuTLS
+    refuses the whole file ("Base64 unexpected header error.")."""
+
+
 def trust_certificates(data: bytes) -> list[Any]:
     """The certificates of a PEM trust file, each parsed on its own: one that
-    cryptography cannot read does not cost the others."""
+    cryptography cannot read does not cost the others (OpenSSL and GnuTLS take
+    some that cryptography refuses).  A block that is not even base64 raises
+    :class:`BrokenPEM`, as GnuTLS refuses such a file."""
     return [cert for _, cert in _trust_blocks(data)]
 
 
 def _trust_blocks(data: bytes) -> list[tuple[bytes, Any]]:
     """(PEM block, certificate) of each certificate of a trust file that
     cryptography reads."""
+    import base64
+    import binascii
+
     from cryptography import x509
 
+    blocks = _PEM_CERTIFICATE.findall(data)
+    if len(blocks) != len(_PEM_CERTIFICATE_BEGIN.findall(data)):
+        raise BrokenPEM("a certificate block without its END line")
     certs = []
     with quiet_cryptography():
-        for block in _PEM_CERTIFICATE.findall(data):
+        for block in blocks:
+            body = block.split(b"-----", 3)[2]
+            try:
+                base64.b64decode(b"".join(body.split()), validate=True)
+            except binascii.Error:
+                raise BrokenPEM("a certificate block that is not base64") from None
             try:
                 certs.append((block, x509.load_pem_x509_certificate(block)))
             except ValueError:
@@ -79,7 +100,6 @@ def read_file(path: str) -> bytes:
 
 _PEM_CRL = b"-----BEGIN X509 CRL-----"
 _PEM_PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
-_PEM_CERTIFICATE_BEGIN = re.compile(rb"-----BEGIN (X509 )?CERTIFICATE-----")
 
 
 def load_client_certificate(ctx: SSL.Context, options: TLSOptions) -> None:
@@ -161,7 +181,13 @@ def load_trust(ctx: SSL.Context, options: TLSOptions) -> None:
                 sysexits.EX_NOINPUT,
                 f"cannot set X509 trust file {options.trust_file} for TLS session: "
                 "Error while reading file.", cause=Cause.LOCAL) from None
-        certs = _trust_blocks(data)
+        try:
+            certs = _trust_blocks(data)
+        except BrokenPEM:
+            raise TLSFailure(
+                sysexits.EX_NOINPUT,
+                f"cannot set X509 trust file {options.trust_file} for TLS session: "
+                "Base64 unexpected header error.", cause=Cause.LOCAL) from None
         if not certs:
             # GnuTLS counts the certificates it found and msmtp prints the
             # text of that count (0: "Success.")
@@ -203,7 +229,7 @@ def read_crls(options: TLSOptions) -> list[Any]:
         raise fail("Error while reading file.") from None
     crls = []
     blocks = data.split(_PEM_CRL)[1:]
-    if not blocks and data.strip():
+    if not blocks:  # an empty file too
         raise fail("Base64 decoding error.")
     for block in blocks:
         end = block.find(b"-----END X509 CRL-----")

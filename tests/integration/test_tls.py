@@ -85,6 +85,10 @@ def pki(tmp_path_factory) -> SimpleNamespace:
     p.broken_cert = maker.directory / "broken-cert.pem"
     p.broken_cert.write_text("".join(cert_lines[:2] + ["#" + cert_lines[2][1:]]
                                      + cert_lines[3:]))
+    p.broken_trust = maker.directory / "broken-trust.pem"  # a broken block, then the CA
+    p.broken_trust.write_text(p.broken_cert.read_text() + Path(p.ca.cert).read_text())
+    p.empty_file = maker.directory / "empty-file.pem"
+    p.empty_file.write_text("")
     p.cut_cert = maker.directory / "cut-cert.pem"
     p.cut_cert.write_text("".join(cert_lines[:4]))
     key_lines = Path(p.client.key).read_text().splitlines(keepends=True)
@@ -316,6 +320,10 @@ CASES: dict[str, Case] = {
     # local files: 66 before a byte is sent
     "missing-trust-file": Case("good", lambda p: {"tls_trust_file": "/nonexistent/ca.pem"}, 66),
     "trust-file-without-certificates": Case("good", lambda p: {"tls_trust_file": p.empty}, 66),
+    "trust-file-broken-base64": Case(
+        "good", lambda p: {"tls_trust_file": p.broken_trust}, 66),
+    "trust-file-cut-short": Case("good", lambda p: {"tls_trust_file": p.cut_cert}, 66),
+    "crl-file-empty": Case("good", lambda p: trust(p, tls_crl_file=p.empty_file), 66),
     "missing-crl-file": Case("good", lambda p: trust(p, tls_crl_file="/nonexistent/crl.pem"), 66),
     "crl-file-not-a-crl": Case("good", lambda p: trust(p, tls_crl_file=p.client.key), 66),
     "missing-key-file": Case(

@@ -45,13 +45,20 @@ def test_system_bundle_as_trust_file_prints_what_msmtp_prints(
 
 
 def test_one_unreadable_certificate_does_not_cost_the_others(bundle: Path) -> None:
+    from msmtp_twisted.tls.files import BrokenPEM
     from msmtp_twisted.tls.files import trust_certificates as _trust_certificates
 
     data = bundle.read_bytes()
     total = data.count(b"-----BEGIN CERTIFICATE-----")
-    broken = data.replace(b"-----BEGIN CERTIFICATE-----\nMII",
-                          b"-----BEGIN CERTIFICATE-----\n!!!", 1)
+    # still base64, no longer DER that cryptography reads: skipped
+    unreadable = data.replace(b"-----BEGIN CERTIFICATE-----\nMII",
+                              b"-----BEGIN CERTIFICATE-----\nAAA", 1)
+    # not base64 at all: GnuTLS refuses the whole file, so do we
+    not_base64 = data.replace(b"-----BEGIN CERTIFICATE-----\nMII",
+                              b"-----BEGIN CERTIFICATE-----\n!!!", 1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning escapes either
         assert len(_trust_certificates(data)) == total
-        assert len(_trust_certificates(broken)) == total - 1
+        assert len(_trust_certificates(unreadable)) == total - 1
+        with pytest.raises(BrokenPEM):
+            _trust_certificates(not_base64)
