@@ -221,6 +221,7 @@ def _normalized_trace(text: str) -> str:
     text = re.sub(r"msmtprc-\d+", "msmtprc-N", text)
     text = re.sub(r"(?m)^port = \d+$", "port = P", text)
     text = re.sub(r"(?m)^(--> (?:Date|Message-ID): ).*$", r"\1<masked>", text)
+    text = re.sub(r"\), port \d+:", "), port P:", text)  # --serverinfo's heading
     return re.sub(r"(?m)^(<-- 250 2\.0\.0 Ok: queued as )\S+", r"\1ID", text)
 
 
@@ -239,4 +240,43 @@ def test_same_debug_output(args, server_factory, msmtp_runner, real_msmtp,
     real, ours = results
     assert (ours.returncode, ours.stderr) == (real.returncode, real.stderr)
     assert "<-- 220" in ours.stdout and "--> ..dot" in ours.stdout
+    assert _normalized_trace(ours.stdout) == _normalized_trace(real.stdout)
+
+
+#: (id, arguments, server replies, msmtprc settings)
+DEBUG_CASES = [
+    ("refused-recipient", ["-d", "a@x.org", "bad@x.org"], {"RCPT:bad@x.org": "550 5.1.1 no"},
+     {}),
+    ("every-recipient-refused", ["-d", "bad@x.org"], {"RCPT:bad@x.org": "550 5.1.1 no"}, {}),
+    ("data-refused", ["-d", "a@x.org"], {"DATA": "554 no data"}, {}),
+    ("mail-refused-after-the-dot", ["-d", "a@x.org"], {"EOD": "452 full"}, {}),
+    ("sender-refused", ["-d", "a@x.org"], {"MAIL": "553 bad sender"}, {}),
+    ("helo-after-ehlo-refused", ["-d", "a@x.org"], {"EHLO": "502 no"}, {}),
+    ("dsn", ["-d", "-N", "failure", "-R", "full", "a@x.org"], {}, {}),
+    ("verbose-read-recipients", ["-v", "-t", "c@x.org"], {}, {}),
+    ("lmtp-one-refused-after-the-dot", ["-d", "a@x.org", "b@x.org"],
+     {"EOD:b@x.org": "452 4.2.2 full"}, {"protocol": "lmtp"}),
+    ("serverinfo", ["-d", "--serverinfo"], {}, {}),
+    ("rmqs", ["-d", "--rmqs=@x.org"], {}, {}),
+    ("with-logfile", ["-d", "a@x.org"], {}, {"logfile": "{d}/log"}),
+    ("pretend", ["-d", "--pretend", "a@x.org"], {}, {}),
+]
+
+
+@pytest.mark.parametrize("case", DEBUG_CASES, ids=[c[0] for c in DEBUG_CASES])
+def test_same_debug_output_when_things_go_wrong(case, server_factory, msmtp_runner, real_msmtp,
+                                                tmp_path: Path) -> None:
+    from tests.servers.recording import RecordingServer
+
+    _, args, replies, settings = case
+    settings = {k: v.format(d=tmp_path) for k, v in settings.items()}
+    results = []
+    for command, env in ((["/usr/bin/msmtp"], {}), (ours_command(), ours_env({}))):
+        server = server_factory(RecordingServer, replies=replies,
+                                protocol=settings.get("protocol", "smtp"))
+        results.append(msmtp_runner(command, env=env)(
+            server, args, input=b"To: b@x.org\nSubject: trace\n\nbody\n", **settings))
+        server.wait_idle()
+    real, ours = results
+    assert (ours.returncode, ours.stderr) == (real.returncode, real.stderr)
     assert _normalized_trace(ours.stdout) == _normalized_trace(real.stdout)
