@@ -14,6 +14,7 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +26,17 @@ MSMTPQ = [sys.executable, "-m", "msmtp_twisted.msmtpq"]
 
 
 @pytest.fixture
-def silent_port() -> int:
-    """A server that accepts and never says a word."""
+def silent_server() -> Iterator[socket.socket]:
+    """A listening socket that never accepts: a server that never says a word."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen(50)
-        yield s.getsockname()[1]
+        yield s
 
 
-def _signalled(command: list[str], env: dict[str, str], port: int, sig: int,
+def _signalled(command: list[str], env: dict[str, str], server: socket.socket, sig: int,
                tmp: Path) -> subprocess.CompletedProcess[bytes]:
+    port = server.getsockname()[1]
     tmp.mkdir()
     rc = tmp / "rc"
     rc.write_text(f"account default\nhost 127.0.0.1\nport {port}\nfrom a@b.example\n"
@@ -48,26 +50,32 @@ def _signalled(command: list[str], env: dict[str, str], port: int, sig: int,
     proc.stdin.write(b"Subject: s\n\nbody\n")
     proc.stdin.close()
     proc.stdin = None  # communicate() below must not flush it
-    time.sleep(1.5)  # connected, waiting for the greeting
+    # connected (the connection waits in the backlog), so waiting for the greeting
+    assert select.select([server], [], [], 20)[0], "the client never connected"
+    conn, _ = server.accept()
+    time.sleep(0.2)
     assert proc.poll() is None
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=20)
+    conn.close()
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
                          ids=["INT", "TERM", "HUP"])
-def test_msmtp_dies_of_the_signal_like_msmtp(sig: int, real_msmtp: str, silent_port: int,
+def test_msmtp_dies_of_the_signal_like_msmtp(sig: int, real_msmtp: str,
+                                             silent_server: socket.socket,
                                              tmp_path: Path) -> None:
-    real = _signalled([real_msmtp], {}, silent_port, sig, tmp_path / "real")
-    ours = _signalled(ours_command(), ours_env({}), silent_port, sig, tmp_path / "ours")
+    real = _signalled([real_msmtp], {}, silent_server, sig, tmp_path / "real")
+    ours = _signalled(ours_command(), ours_env({}), silent_server, sig, tmp_path / "ours")
     assert real.returncode == -sig
     assert ours.returncode == real.returncode
     assert (ours.stdout, ours.stderr) == (real.stdout, real.stderr) == (b"", b"")
 
 
-def test_msmtpq_interrupted_dies_of_sigint(silent_port: int, tmp_path: Path) -> None:
-    proc = _signalled(MSMTPQ, ours_env({}), silent_port, signal.SIGINT, tmp_path / "q")
+def test_msmtpq_interrupted_dies_of_sigint(silent_server: socket.socket,
+                                           tmp_path: Path) -> None:
+    proc = _signalled(MSMTPQ, ours_env({}), silent_server, signal.SIGINT, tmp_path / "q")
     assert proc.returncode == -signal.SIGINT
     assert b"Traceback" not in proc.stderr
 
