@@ -136,6 +136,37 @@ CASES = [
     Case("set-date-off-msgid-on", ["b@x.org"], b"Subject: s\n\nb\n", {"set_date_header": "off"}),
 ]
 
+#: aliases files msmtp reads in odd ways: (id, file, arguments); a file that
+#: expands to more than one address is left out (1.8.23 sends them in reverse,
+#: we in order: docs/differences.md)
+ALIASES = [
+    ("loop", "a: b\nb: a\n", ["a"]),
+    ("self", "a: a\n", ["a"]),
+    ("empty", "a:\n", ["a"]),
+    ("comma-only", "a: ,\n", ["a"]),
+    ("comments", "# c\na: b@x.org # trailing\n", ["a"]),
+    ("continuation", "a: b@x.org\n  c@x.org\n", ["a"]),
+    ("upper-alias", "A: b@x.org\n", ["a"]),
+    ("upper-arg", "a: b@x.org\n", ["A"]),
+    ("twice", "a: b@x.org\na: c@x.org\n", ["a"]),
+    ("space-in-name", "a b: c@x.org\n", ["a"]),
+    ("no-space", "a:b@x.org\n", ["a"]),
+    ("space-before-colon", "a : b@x.org\n", ["a"]),
+    ("default-full-address", "default: d@x.org\n", ["a@x.org"]),
+    ("quoted", "a: \"q u\"@x.org\n", ["a"]),
+    ("angle", "a: <b@x.org>\n", ["a"]),
+    ("named", "a: Bob <b@x.org>\n", ["a"]),
+    ("full-address-arg", "a: b@x.org\n", ["a@x.org"]),
+    ("no-colon", "a\n", ["a"]),
+    ("empty-name", ":b@x.org\n", ["a"]),
+    ("crlf", "a: b@x.org\r\n", ["a"]),
+    ("t-mode", "a: b@x.org\n", ["-t"]),
+]
+CASES += [Case(f"alias-{name}", args, b"To: a\nSubject: s\n\nb\n" if args == ["-t"] else SIMPLE,
+               {"aliases": "{d}/aliases"}, files={"aliases": text})
+          for name, text, args in ALIASES]
+
+
 _MASK = re.compile(rb"^(Date|Message-ID): [^\r\n]*", re.MULTILINE | re.IGNORECASE)
 
 
