@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from msmtp_twisted import sysexits
 from msmtp_twisted.config.account import Account
@@ -16,6 +17,9 @@ from msmtp_twisted.config.parser import (
     parse_config,
 )
 from msmtp_twisted.limits import FILE_LIMIT, read_at_most
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = [
     "LoadedConfig",
@@ -98,13 +102,7 @@ def run_eval(command: str, *, check_status: bool = False) -> str:
         first = proc.stdout.readline(EVAL_LINE + 1)
         too_long = len(first) > EVAL_LINE
         if check_status and not too_long:
-            # let it finish writing: its exit status counts
-            drained = 0
-            while chunk := proc.stdout.read1(65536):
-                drained += len(chunk)
-                if drained > EVAL_DRAIN:
-                    cut = True
-                    break
+            cut = _drain_until_exit(proc, EVAL_DRAIN)
         proc.stdout.close()
     if too_long:
         raise EvalError(
@@ -121,6 +119,33 @@ def run_eval(command: str, *, check_status: bool = False) -> str:
         if text.endswith("\r"):
             text = text[:-1]
     return text
+
+
+def _drain_until_exit(proc: subprocess.Popen[bytes], limit: int) -> bool:
+    """Read what the command still writes until it exits, so that it is never
+    stuck writing and its exit status counts; True if it wrote more than
+    ``limit`` bytes (then we stop reading).  Only until the command itself
+    exits, as msmtp's ``pclose()`` waits: a process it left in the background
+    (``cmd &``) may hold the pipe open for as long as it likes."""
+    import select
+
+    # (what the buffered reader took beyond the first line is out of the pipe
+    # already: it needs no draining)
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    drained = 0
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while drained <= limit:
+        if not poller.poll(50):
+            if proc.poll() is not None:
+                return False
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return False
+        drained += len(chunk)
+    return True
 
 
 def _insecure_reason(path: str) -> str | None:

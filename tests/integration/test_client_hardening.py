@@ -259,6 +259,20 @@ def test_passwordeval_yes_takes_the_first_line(both, server_factory, tmp_path) -
     assert_bounded(ours)
 
 
+def test_passwordeval_leaving_a_process_behind(both, server_factory, tmp_path) -> None:
+    """``cmd &`` keeps the pipe open after the shell has exited: msmtp's pclose()
+    waits for the shell alone, and so do we (we waited for the pipe's end: 30 s)."""
+    servers, config = _servers(server_factory, tmp_path)
+    real, ours = both(config(auth="plain", user="joe",
+                             passwordeval="echo secret; sleep 30 2>/dev/null &"))
+    assert (real.rc, real.stderr) == (ours.rc, ours.stderr) == (0, [])
+    expected = "AUTH PLAIN " + base64.b64encode(b"\0joe\0secret").decode()
+    for name in ("real", "ours"):
+        assert expected in servers[name].commands, name
+    assert real.seconds < 10
+    assert_bounded(ours)
+
+
 def test_passwordeval_without_a_line_end(both, tmp_path) -> None:
     """``cat /dev/zero``: msmtp grows its buffer until memory runs out (here: a 300 MB
     cap, "FATAL: Cannot allocate memory", 71); ours stops after 64 KiB."""
