@@ -159,6 +159,28 @@ class Capabilities:
         return any(mechanism in line for line in self.auth_lines)
 
 
+_LONG_MAX = 2**63 - 1
+
+
+def _strtol(text: str) -> int | None:
+    """C's ``strtol(text, &end, 10)`` as msmtp checks it: leading white space and
+    a sign allowed, nothing after the digits, no overflow; else None."""
+    i, n = 0, len(text)
+    while i < n and text[i] in " \t\n\v\f\r":
+        i += 1
+    sign = 1
+    if i < n and text[i] in "+-":
+        sign = -1 if text[i] == "-" else 1
+        i += 1
+    digits = text[i:]
+    if not digits or not digits.isascii() or not digits.isdigit():
+        return None
+    value = sign * int(digits)
+    if not -_LONG_MAX - 1 <= value <= _LONG_MAX:
+        return None
+    return value
+
+
 def parse_capabilities(reply: Reply) -> Capabilities:
     caps = Capabilities(lines=reply.lines)
     for line in reply.lines:
@@ -171,9 +193,9 @@ def parse_capabilities(reply: Reply) -> Capabilities:
             caps.pipelining = True
         elif s.startswith("SIZE"):
             # "SIZE" without a valid number tells nothing (RFC 1870); 0 = no limit
-            value = s[4:].strip()
-            if value.isdigit():
-                caps.size = int(value)
+            size = _strtol(s[4:])
+            if size is not None and size >= 0:
+                caps.size = size
         elif s.startswith(("AUTH ", "AUTH=")):  # "AUTH=" from broken old servers
             caps.auth = True
             caps.auth_lines.append(s[5:])

@@ -304,3 +304,16 @@ class TestReplyReader:
         reader = ReplyReader()
         reader.feed(b"250-partial\r\n")
         assert str(reader.eof_error()) == "the server sent an invalid reply"
+
+
+@pytest.mark.parametrize(("line", "size"), [
+    ("SIZE 1000", 1000), ("SIZE 0", 0), ("SIZE -0", 0), ("SIZE +7", 7), ("SIZE  7", 7),
+    ("SIZE\t7", 7), ("SIZE7", 7), ("SIZE 007", 7), ("SIZE 9223372036854775807", 2**63 - 1),
+    ("SIZE", None), ("SIZE -5", None), ("SIZE 7 ", None), ("SIZE 7 x", None),
+    ("SIZE 0x10", None), ("SIZE=7", None), ("SIZE 9223372036854775808", None),
+    ("SIZE \u0667", None),  # a digit to Python, not to C
+])
+def test_size_is_read_as_strtol_reads_it(line: str, size: int | None) -> None:
+    # msmtp 1.8.23 takes the number as strtol() gives it (tests/integration/
+    # test_serverinfo_capabilities.py compares --serverinfo with it)
+    assert parse_capabilities(R(f"250-mx\n250 {line}")).size == size
