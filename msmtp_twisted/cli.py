@@ -237,15 +237,6 @@ def run(argv: Sequence[str], out: Output, stdin: BinaryIO, env: dict) -> int:
 
 def console_main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``msmtp`` console script (and ``python -m msmtp_twisted``)."""
-    from msmtp_twisted import interrupt
-    from msmtp_twisted.stdio import ensure_standard_streams
+    from msmtp_twisted.console import run_console
 
-    ensure_standard_streams()
-    interrupt.install()
-    try:
-        code = main(sys.argv if argv is None else argv)
-    except KeyboardInterrupt:  # SIGINT raised by hand (signal.raise_signal) or a test
-        interrupt.die_of_sigint()
-    except BrokenPipeError:
-        code = sysexits.EX_IOERR
-    sys.exit(code)
+    run_console(lambda: main(sys.argv if argv is None else argv))

@@ -192,28 +192,15 @@ def manage_main(argv: Sequence[str], *, env: Mapping[str, str] | None = None) ->
     return sysexits.EX_OK
 
 
-def _exit_with(run: Any) -> None:
-    """``sys.exit(run(sys.argv))`` as ``msmtp`` ends: an interrupt kills the
-    process with SIGINT, a closed output pipe is EX_IOERR."""
-    from msmtp_twisted import interrupt
-    from msmtp_twisted.stdio import ensure_standard_streams
-
-    ensure_standard_streams()
-    interrupt.install()
-    try:
-        code = run(sys.argv)
-    except KeyboardInterrupt:  # SIGINT raised by hand (signal.raise_signal) or a test
-        interrupt.die_of_sigint()
-    except BrokenPipeError:
-        code = sysexits.EX_IOERR
-    sys.exit(code)
-
-
 def console_main() -> None:
     """Entry point of the ``msmtpq`` console script."""
-    _exit_with(main)
+    from msmtp_twisted.console import run_console
+
+    run_console(lambda: main(sys.argv))
 
 
 def queue_console_main() -> None:
     """Entry point of the ``msmtp-queue`` console script."""
-    _exit_with(manage_main)
+    from msmtp_twisted.console import run_console
+
+    run_console(lambda: manage_main(sys.argv))
