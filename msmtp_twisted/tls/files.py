@@ -174,27 +174,20 @@ def load_trust(ctx: SSL.Context, options: TLSOptions) -> None:
     if options.trust_file == "system":
         ctx.set_default_verify_paths()
     else:
+        def fail(reason: str) -> TLSFailure:
+            return TLSFailure(sysexits.EX_NOINPUT, f"cannot set X509 trust file "
+                              f"{options.trust_file} for TLS session: {reason}",
+                              cause=Cause.LOCAL)
         try:
-            data = read_file(options.trust_file)
+            certs = _trust_blocks(read_file(options.trust_file))
         except OSError:
-            raise TLSFailure(
-                sysexits.EX_NOINPUT,
-                f"cannot set X509 trust file {options.trust_file} for TLS session: "
-                "Error while reading file.", cause=Cause.LOCAL) from None
-        try:
-            certs = _trust_blocks(data)
+            raise fail("Error while reading file.") from None
         except BrokenPEM:
-            raise TLSFailure(
-                sysexits.EX_NOINPUT,
-                f"cannot set X509 trust file {options.trust_file} for TLS session: "
-                "Base64 unexpected header error.", cause=Cause.LOCAL) from None
+            raise fail("Base64 unexpected header error.") from None
         if not certs:
             # GnuTLS counts the certificates it found and msmtp prints the
             # text of that count (0: "Success.")
-            raise TLSFailure(
-                sysexits.EX_NOINPUT,
-                f"cannot set X509 trust file {options.trust_file} for TLS session: Success.",
-                cause=Cause.LOCAL)
+            raise fail("Success.")
         for block, cert in certs:
             try:
                 # from the PEM block: X509.from_cryptography would import
