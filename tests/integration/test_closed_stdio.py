@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, ours_command, ours_env
+from tests.servers.msmtp import write_config
 
 MAIL = b"Subject: closed\n\nbody\n"
 MSMTPQ = [sys.executable, "-m", "msmtp_twisted.msmtpq"]
@@ -37,12 +38,9 @@ def _run(command: list[str], args: list[str], closed: tuple[int, ...], tmp: Path
                           preexec_fn=_closing(*closed))
 
 
-def _rc(tmp: Path, port: int, extra: str = "") -> str:
-    rc = tmp / "rc"
-    rc.write_text(f"account default\nhost 127.0.0.1\nport {port}\nfrom a@example.org\n"
-                  "timeout 10\n" + extra)
-    rc.chmod(0o600)
-    return str(rc)
+def _rc(tmp: Path, port: int, **settings: Any) -> str:
+    return str(write_config(tmp, ("127.0.0.1", port), from_="a@example.org", timeout=10,
+                            **settings))
 
 
 CASES = [
@@ -103,8 +101,8 @@ def test_a_child_never_writes_into_a_file_that_took_a_free_descriptor(
 
     server = server_factory(RecordingServer, auth={"u": "secret"})
     log = tmp_path / "log"
-    rc = _rc(tmp_path, server.port, f"logfile {log}\n"
-             "auth plain\nuser u\npasswordeval echo NOISE >&2; echo secret\n")
+    rc = _rc(tmp_path, server.port, logfile=log, auth="plain", user="u",
+             passwordeval="echo NOISE >&2; echo secret")
     proc = _run(ours_command(), ["-C", rc, "x@example.org"], (2,), tmp_path, ours_env({}))
     server.wait_idle()
     assert proc.returncode == 0

@@ -19,16 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import ROOT, ours_command, ours_env
+from tests.servers.msmtp import write_config
 
 EVIL_FROM = "a@example.org>\r\nRCPT TO:<evil@example.net"
 EVIL_RCPT = "x@example.org>\r\nRCPT TO:<evil@example.net"
 
 
 def _rc(tmp: Path, port: int) -> str:
-    rc = tmp / "rc"
-    rc.write_text(f"account default\nhost 127.0.0.1\nport {port}\nfrom me@example.org\n")
-    rc.chmod(0o600)
-    return str(rc)
+    return str(write_config(tmp, ("127.0.0.1", port), from_="me@example.org"))
 
 
 def _evil_commands(server: Any) -> list[str]:

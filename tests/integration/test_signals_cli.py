@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ours_command, ours_env
+from tests.servers.msmtp import write_config
 
 MSMTPQ = [sys.executable, "-m", "msmtp_twisted.msmtpq"]
 
@@ -38,10 +39,7 @@ def _signalled(command: list[str], env: dict[str, str], server: socket.socket, s
                tmp: Path) -> subprocess.CompletedProcess[bytes]:
     port = server.getsockname()[1]
     tmp.mkdir()
-    rc = tmp / "rc"
-    rc.write_text(f"account default\nhost 127.0.0.1\nport {port}\nfrom a@b.example\n"
-                  "timeout 30\n")
-    rc.chmod(0o600)
+    rc = write_config(tmp, ("127.0.0.1", port), from_="a@b.example", timeout=30)
     proc = subprocess.Popen([*command, "-C", str(rc), "x@y.example"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={"HOME": str(tmp), "PATH": "/usr/bin:/bin",
@@ -85,10 +83,8 @@ def _at_the_prompt(command: list[str], env: dict[str, str], port: int, tmp: Path
     """Run until the password prompt, then type ``then`` or send that signal:
     (exit status, local modes at the prompt, local modes afterwards)."""
     tmp.mkdir()
-    rc = tmp / "rc"
-    rc.write_text(f"account default\nhost 127.0.0.1\nport {port}\nfrom a@b.example\n"
-                  "auth plain\nuser u\ntimeout 30\n")
-    rc.chmod(0o600)
+    rc = write_config(tmp, ("127.0.0.1", port), from_="a@b.example", auth="plain", user="u",
+                      timeout=30)
     master, slave = pty.openpty()
 
     def controlling_terminal() -> None:  # in the child, after setsid()
